@@ -1,0 +1,247 @@
+// Package activities holds the side effects of the booking flow: every step that touches PostgreSQL or
+// signals another workflow. Workflows call them by method on a nil *Activities; the worker registers one
+// *Activities built with its dependencies.
+//
+// Every activity is idempotent, keyed on the session (the workflow run ID), because Temporal runs an
+// activity at least once. Business failures leave as non-retryable application errors whose type is a
+// booking.ErrorType; anything else is retried. No HTTP here, and no workflow logic.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/ticketing/concert/booking"
+	"github.com/ticketing/concert/db"
+)
+
+// Activities carries the dependencies of the booking activities.
+type Activities struct {
+	Store *db.Store
+	// Temporal signals session workflows when the waiting room admits them.
+	Temporal client.Client
+}
+
+// JoinInput puts a session in its concert's waiting room.
+type JoinInput struct {
+	SessionID       string
+	WorkflowID      string
+	ConcertCode     string
+	UserUUID        string
+	AdmissionWindow time.Duration
+}
+
+// JoinResult is the session as the waiting room placed it.
+type JoinResult struct {
+	Status      booking.Status
+	ActiveUntil time.Time
+}
+
+// JoinQueue enters the session into the waiting room (or finds it there) and says whether it was admitted
+// at once, must wait, or finds the concert sold out.
+func (a *Activities) JoinQueue(ctx context.Context, in JoinInput) (JoinResult, error) {
+	s, _, err := a.Store.JoinQueue(ctx, db.JoinParams{
+		SessionID: in.SessionID, WorkflowID: in.WorkflowID, ConcertCode: in.ConcertCode,
+		UserUUID: in.UserUUID, AdmissionWindow: in.AdmissionWindow,
+	})
+	if err != nil {
+		return JoinResult{}, classify(err)
+	}
+	return JoinResult{Status: booking.Status(s.Status), ActiveUntil: s.ActiveUntil.Time}, nil
+}
+
+// HoldInput asks for a seat for a session. ReservationID is fixed by the workflow before the first attempt.
+type HoldInput struct {
+	SessionID     string
+	ConcertCode   string
+	ConcertDate   time.Time
+	SeatNumber    int
+	ReservationID string
+	HoldWindow    time.Duration
+}
+
+// Reservation is a held seat.
+type Reservation struct {
+	ReservationID string
+	ConcertCode   string
+	ConcertDate   time.Time
+	SeatNumber    int
+	Price         int64
+	HeldUntil     time.Time
+}
+
+// HoldSeat holds the seat for the session for the hold window, if the database gives it.
+func (a *Activities) HoldSeat(ctx context.Context, in HoldInput) (Reservation, error) {
+	r, err := a.Store.HoldSeat(ctx, db.HoldParams{
+		SessionID: in.SessionID, ConcertCode: in.ConcertCode, Date: in.ConcertDate, SeatNumber: in.SeatNumber,
+		ReservationID: in.ReservationID, Window: in.HoldWindow,
+	})
+	if err != nil {
+		return Reservation{}, classify(err)
+	}
+	return Reservation{
+		ReservationID: r.ReservationID, ConcertCode: r.ConcertCode, ConcertDate: r.Date,
+		SeatNumber: r.SeatNumber, Price: r.Price, HeldUntil: r.HeldUntil,
+	}, nil
+}
+
+// Payment is a completed purchase.
+type Payment struct {
+	PaymentID     string
+	ReservationID string
+	ConcertDate   time.Time
+	SeatNumber    int
+	Amount        int64
+	Balance       int64
+}
+
+// Pay sells the session's held seat, debiting the user's balance; a second call returns the first payment.
+func (a *Activities) Pay(ctx context.Context, sessionID string) (Payment, error) {
+	p, err := a.Store.Pay(ctx, sessionID)
+	if err != nil {
+		return Payment{}, classify(err)
+	}
+	return Payment{
+		PaymentID: p.PaymentID, ReservationID: p.ReservationID, ConcertDate: p.Date,
+		SeatNumber: p.SeatNumber, Amount: p.Amount, Balance: p.Balance,
+	}, nil
+}
+
+// ReleaseInput ends an unpaid session.
+type ReleaseInput struct {
+	SessionID string
+	Status    booking.Status
+}
+
+// Release frees the session's seat, if it holds one, and ends the session with the given status. It returns
+// the status the database finally records, which differs when the session had ended already (for example a
+// payment whose reply was lost).
+func (a *Activities) Release(ctx context.Context, in ReleaseInput) (booking.Status, error) {
+	if err := a.Store.Release(ctx, in.SessionID, string(in.Status)); err != nil {
+		return "", classify(err)
+	}
+	s, err := a.Store.GetSession(ctx, in.SessionID)
+	if err != nil {
+		return "", classify(err)
+	}
+	return booking.Status(s.Status), nil
+}
+
+// AdmitInput names the concert whose waiting room takes a step.
+type AdmitInput struct {
+	ConcertCode     string
+	AdmissionWindow time.Duration
+}
+
+// Admission is one session to tell of its admission or sold-out end.
+type Admission struct {
+	SessionID  string
+	WorkflowID string
+	Notice     booking.AdmissionNotice
+}
+
+// AdmitResult reports one step of the waiting room.
+type AdmitResult struct {
+	Notify    []Admission
+	Admitted  int
+	Waiting   int
+	Live      int
+	MaxActive int
+	Paused    bool
+	SoldOut   bool
+}
+
+// AdmitNext admits waiting sessions into free slots in FIFO order (or ends them SOLD_OUT) and returns the
+// sessions whose workflows still have to be told.
+func (a *Activities) AdmitNext(ctx context.Context, in AdmitInput) (AdmitResult, error) {
+	r, err := a.Store.AdmitNext(ctx, in.ConcertCode, in.AdmissionWindow)
+	if err != nil {
+		return AdmitResult{}, classify(err)
+	}
+	out := AdmitResult{
+		Admitted: r.Admitted, Waiting: r.Waiting, Live: r.Live, MaxActive: r.MaxActive, Paused: r.Paused, SoldOut: r.SoldOut,
+	}
+	for _, n := range r.Notify {
+		out.Notify = append(out.Notify, Admission{
+			SessionID: n.SessionID, WorkflowID: n.WorkflowID,
+			Notice: booking.AdmissionNotice{Status: booking.Status(n.Status), ActiveUntil: n.ActiveUntil.Time},
+		})
+	}
+	return out, nil
+}
+
+// notifyParallelism bounds the signals one NotifyAdmissions sends at once.
+const notifyParallelism = 16
+
+// NotifyAdmissions signals each session workflow that it was admitted (or sold out), then records that it
+// was told. A workflow that has ended meanwhile needs no signal. Retrying it signals again; the session
+// workflow ignores a repeated admission.
+func (a *Activities) NotifyAdmissions(ctx context.Context, admissions []Admission) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, notifyParallelism)
+	)
+	for _, adm := range admissions {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := a.Temporal.SignalWorkflow(ctx, adm.WorkflowID, adm.SessionID, booking.SignalAdmission, adm.Notice)
+			var notFound *serviceerror.NotFound
+			if err != nil && !errors.As(err, &notFound) {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("signal %s: %w", adm.WorkflowID, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	ids := make([]string, len(admissions))
+	for i, adm := range admissions {
+		ids[i] = adm.SessionID
+	}
+	return a.Store.MarkNotified(ctx, ids)
+}
+
+// classify turns the store's business errors into non-retryable application errors typed for the API, and
+// leaves every other error retryable.
+func classify(err error) error {
+	var short *db.InsufficientBalanceError
+	switch {
+	case errors.As(err, &short):
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("balance %d won is below the price %d won; top up and pay again before the hold expires", short.Balance, short.Price),
+			string(booking.ErrInsufficientBalance), err, short.Balance, short.Price)
+	case errors.Is(err, db.ErrSeatTaken):
+		return business(booking.ErrSeatTaken, "the seat is held or sold", err)
+	case errors.Is(err, db.ErrDateNotFound):
+		return business(booking.ErrDateNotFound, "the concert has no performance on that date", err)
+	case errors.Is(err, db.ErrSeatNotFound):
+		return business(booking.ErrSeatNotFound, "the performance has no seat with that number", err)
+	case errors.Is(err, db.ErrAlreadyHolding):
+		return business(booking.ErrAlreadyHolding, "this session already holds a seat", err)
+	case errors.Is(err, db.ErrNotActive):
+		return business(booking.ErrNotAdmitted, "the session is not admitted, or its admission window has passed", err)
+	case errors.Is(err, db.ErrNoSeatHeld):
+		return business(booking.ErrNoSeatHeld, "this session holds no seat", err)
+	case errors.Is(err, db.ErrHoldExpired):
+		return business(booking.ErrHoldExpired, "the hold has expired; the seat is no longer yours", err)
+	}
+	return err
+}
+
+func business(t booking.ErrorType, msg string, cause error) error {
+	return temporal.NewNonRetryableApplicationError(msg, string(t), cause)
+}

@@ -1,0 +1,125 @@
+// Package api is the booking service's HTTP layer: a gorilla/mux route table, request decoding and checks,
+// token and admin authentication, and problem+json errors. It starts session workflows and talks to them
+// with Workflow Updates, and reads the store of record for everything that needs no workflow (seat maps,
+// balances, status polls). It holds no booking state and contains no SQL.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.temporal.io/sdk/client"
+
+	"github.com/ticketing/concert/db"
+)
+
+// Config holds what the handlers need besides their dependencies.
+type Config struct {
+	// AdminToken authorises /api/v1/admin requests.
+	AdminToken string
+	// TokenSecret signs queue tokens; at least 16 bytes.
+	TokenSecret []byte
+	// HoldWindow is how long a held seat waits for payment.
+	HoldWindow time.Duration
+	// AdmissionWindow is how long an admitted session may take to hold a seat.
+	AdmissionWindow time.Duration
+	// AdmissionTick is how often a waiting room with waiting sessions looks for free slots.
+	AdmissionTick time.Duration
+	// Logger receives request logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler serves the booking API.
+type Handler struct {
+	store    *db.Store
+	temporal client.Client
+	tokens   *Tokens
+	cfg      Config
+	log      *slog.Logger
+}
+
+//go:embed openapi.yaml
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3 document of this API, as served at /openapi.yaml.
+func OpenAPI() []byte { return openAPI }
+
+// New returns the API's HTTP handler.
+func New(store *db.Store, tc client.Client, cfg Config) (http.Handler, error) {
+	if cfg.AdminToken == "" {
+		return nil, errors.New("api: an admin token is required")
+	}
+	if cfg.HoldWindow <= 0 || cfg.AdmissionWindow <= 0 || cfg.AdmissionTick <= 0 {
+		return nil, errors.New("api: hold window, admission window and admission tick must be positive")
+	}
+	tokens, err := NewTokens(cfg.TokenSecret)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Handler{store: store, temporal: tc, tokens: tokens, cfg: cfg, log: cfg.Logger}
+	return h.routes(), nil
+}
+
+// routes is the route table: every endpoint of the API, in one place.
+func (h *Handler) routes() http.Handler {
+	r := mux.NewRouter()
+	v1 := r.PathPrefix("/api/v1").Subrouter()
+	v1.HandleFunc("/concerts/{concertCode}/token", h.issueToken).Methods(http.MethodPost)
+	v1.HandleFunc("/concerts/{concertCode}/token", h.tokenStatus).Methods(http.MethodGet)
+	v1.HandleFunc("/concerts/{concertCode}", h.concertDates).Methods(http.MethodGet)
+	v1.HandleFunc("/concerts/{concertCode}/seats", h.seatMap).Methods(http.MethodGet)
+	v1.HandleFunc("/concerts/{concertCode}", h.reserve).Methods(http.MethodPatch)
+	v1.HandleFunc("/users", h.createUser).Methods(http.MethodPost)
+	v1.HandleFunc("/users/{UUID}/balance", h.balance).Methods(http.MethodGet)
+	v1.HandleFunc("/users/{UUID}/balance", h.topUp).Methods(http.MethodPatch)
+	v1.HandleFunc("/payments", h.pay).Methods(http.MethodPost)
+	v1.HandleFunc("/admin/concerts", h.admin(h.createConcert)).Methods(http.MethodPost)
+	r.HandleFunc("/healthz", h.healthz).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", h.readyz).Methods(http.MethodGet)
+	r.HandleFunc("/openapi.yaml", serveOpenAPI).Methods(http.MethodGet)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, problem(http.StatusNotFound, "not-found", "no endpoint at "+r.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, problem(http.StatusMethodNotAllowed, "method-not-allowed", r.Method+" is not allowed on "+r.URL.Path))
+	})
+	return h.recoverer(h.logRequests(r))
+}
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(openAPI)
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports whether PostgreSQL and Temporal answer, so a load balancer sends traffic only to an API
+// that can serve it.
+func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	checks := map[string]string{"postgres": "ok", "temporal": "ok"}
+	ready := true
+	if err := h.store.Ping(ctx); err != nil {
+		checks["postgres"], ready = err.Error(), false
+	}
+	if _, err := h.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		checks["temporal"], ready = err.Error(), false
+	}
+	if !ready {
+		writeProblem(w, r, problem(http.StatusServiceUnavailable, "service-unavailable", "a dependency is not reachable").with("checks", checks))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": checks})
+}

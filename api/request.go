@@ -1,0 +1,129 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ticketing/concert/booking"
+)
+
+// maxBodyBytes bounds every request body; the largest legitimate one (a concert with many dates) is far
+// smaller.
+const maxBodyBytes = 64 << 10
+
+// body is a decoded JSON object whose members are read one by one, so each bad field gets its own message.
+type body map[string]json.RawMessage
+
+// readBody decodes the request body as one JSON object, whatever Content-Type says (curl's -d sends a form
+// type by default; what matters is that the body parses). An empty body reads as {} when optional.
+func readBody(w http.ResponseWriter, r *http.Request, optional bool) (body, *Problem) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, problem(http.StatusRequestEntityTooLarge, "payload-too-large", fmt.Sprintf("the body may be at most %d bytes", maxBodyBytes))
+		}
+		return nil, problem(http.StatusBadRequest, "invalid-json", "the body could not be read")
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		if optional {
+			return body{}, nil
+		}
+		return nil, problem(http.StatusBadRequest, "invalid-json", "a JSON object body is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var b body
+	if err := dec.Decode(&b); err != nil || b == nil {
+		return nil, problem(http.StatusBadRequest, "invalid-json", "the body must be one JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, problem(http.StatusBadRequest, "invalid-json", "the body must be one JSON object, with nothing after it")
+	}
+	return b, nil
+}
+
+func invalid(format string, args ...any) *Problem {
+	return problem(http.StatusBadRequest, "invalid-request", fmt.Sprintf(format, args...))
+}
+
+// str reads a required string member.
+func (b body) str(name string) (string, *Problem) {
+	raw, ok := b[name]
+	if !ok || string(raw) == "null" {
+		return "", invalid("%s is required", name)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", invalid("%s must be a string", name)
+	}
+	return s, nil
+}
+
+// integer reads a required integer member; 1.5, "1" and 1e3 are refused.
+func (b body) integer(name string) (int64, *Problem) {
+	raw, ok := b[name]
+	if !ok || string(raw) == "null" {
+		return 0, invalid("%s is required", name)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var n json.Number
+	if err := dec.Decode(&n); err != nil {
+		return 0, invalid("%s must be an integer", name)
+	}
+	v, err := strconv.ParseInt(n.String(), 10, 64)
+	if err != nil {
+		return 0, invalid("%s must be an integer in range, not %s", name, n.String())
+	}
+	return v, nil
+}
+
+// userID reads the required UUID member.
+func (b body) userID() (string, *Problem) {
+	s, p := b.str("UUID")
+	if p != nil {
+		return "", p
+	}
+	id, err := booking.ParseUserID(s)
+	if err != nil {
+		return "", invalid("%s", err.Error())
+	}
+	return id, nil
+}
+
+// date reads a required concert date member.
+func (b body) date(name string) (time.Time, *Problem) {
+	s, p := b.str(name)
+	if p != nil {
+		return time.Time{}, p
+	}
+	t, err := booking.ParseDate(s)
+	if err != nil {
+		return time.Time{}, invalid("%s", err.Error())
+	}
+	return t, nil
+}
+
+// list reads a required array member as its raw elements.
+func (b body) list(name string) ([]body, *Problem) {
+	raw, ok := b[name]
+	if !ok || string(raw) == "null" {
+		return nil, invalid("%s is required", name)
+	}
+	var items []body
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, invalid("%s must be an array of objects", name)
+	}
+	for _, it := range items {
+		if it == nil {
+			return nil, invalid("%s must be an array of objects", name)
+		}
+	}
+	return items, nil
+}

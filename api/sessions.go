@@ -1,0 +1,321 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/ticketing/concert/activities"
+	"github.com/ticketing/concert/booking"
+	"github.com/ticketing/concert/db"
+	"github.com/ticketing/concert/workflows"
+)
+
+// tokenResponse is the answer to a token request.
+type tokenResponse struct {
+	Token                string `json:"token"`
+	Status               string `json:"status"`
+	Position             int64  `json:"position"`
+	EstimatedWaitSeconds int64  `json:"estimatedWaitSeconds"`
+}
+
+// tokenStatusResponse is the answer to a status poll.
+type tokenStatusResponse struct {
+	Status               string     `json:"status"`
+	Position             int64      `json:"position"`
+	EstimatedWaitSeconds int64      `json:"estimatedWaitSeconds"`
+	ActiveUntil          *time.Time `json:"activeUntil"`
+	HeldUntil            *time.Time `json:"heldUntil"`
+}
+
+// closingRetries bounds how often a token request waits for a user's previous session of the same concert
+// to finish closing before it starts a new one.
+const closingRetries = 20
+
+// issueToken starts the user's booking session for the concert, or returns the open one, with
+// Update-with-Start: the join update answers synchronously while the workflow goes on waiting.
+func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	code := mux.Vars(r)["concertCode"]
+	b, p := readBody(w, r, false)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	userID, p := b.userID()
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	if p := h.concertExists(ctx, code); p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	if _, err := h.store.GetUser(ctx, userID); err != nil {
+		writeProblem(w, r, h.storeProblem(err, "user-not-found", "no user has UUID "+userID))
+		return
+	}
+
+	var joined workflows.JoinResponse
+	for attempt := 0; ; attempt++ {
+		err := h.joinSession(ctx, code, userID, &joined)
+		if err == nil {
+			break
+		}
+		var appErr *temporal.ApplicationError
+		ending := errors.As(err, &appErr) && appErr.Type() == string(booking.ErrSessionEnded)
+		if !ending || attempt == closingRetries {
+			writeProblem(w, r, workflowProblem(h.log, err))
+			return
+		}
+		// The user's previous session has ended and its workflow is closing; a new one can start in a moment.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
+		}
+	}
+	view, err := h.store.ViewSession(ctx, joined.SessionID, h.cfg.AdmissionWindow)
+	if err != nil {
+		writeProblem(w, r, h.storeProblem(err, "", ""))
+		return
+	}
+	if view.Status == string(booking.StatusWaiting) && view.Position == 1 {
+		// The queue was empty: make sure the waiting room is awake to admit this session.
+		if err := h.wakeAdmission(ctx, code); err != nil {
+			h.log.Warn("Could not wake the waiting room", "concertCode", code, "error", err)
+		}
+	}
+	status := http.StatusOK
+	if joined.Created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, tokenResponse{
+		Token: h.tokens.Sign(joined.SessionID), Status: view.Status, Position: view.Position,
+		EstimatedWaitSeconds: seconds(view.EstimatedWait),
+	})
+}
+
+// joinSession sends the join update to the user's session workflow, starting the workflow if none is open.
+func (h *Handler) joinSession(ctx context.Context, code, userID string, out *workflows.JoinResponse) error {
+	start := h.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       workflows.SessionWorkflowID(code, userID),
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, workflows.BookingSession, workflows.SessionInput{
+		ConcertCode: code, UserUUID: userID, HoldWindow: h.cfg.HoldWindow, AdmissionWindow: h.cfg.AdmissionWindow,
+	})
+	handle, err := h.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   workflows.UpdateJoin,
+			Args:         []any{workflows.JoinRequest{UserUUID: userID}},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return handle.Get(ctx, out)
+}
+
+// wakeAdmission signals the concert's admission workflow, starting it if it is not running.
+func (h *Handler) wakeAdmission(ctx context.Context, code string) error {
+	_, err := h.temporal.SignalWithStartWorkflow(ctx, workflows.AdmissionWorkflowID(code), workflows.SignalWake, nil,
+		client.StartWorkflowOptions{
+			ID:                    workflows.AdmissionWorkflowID(code),
+			TaskQueue:             workflows.TaskQueue,
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		},
+		workflows.Admission, workflows.AdmissionInput{
+			ConcertCode: code, AdmissionWindow: h.cfg.AdmissionWindow, Tick: h.cfg.AdmissionTick,
+		})
+	return err
+}
+
+// tokenStatus answers a waiting client's poll from the database, without asking Temporal.
+func (h *Handler) tokenStatus(w http.ResponseWriter, r *http.Request) {
+	s, p := h.session(r, sessionCheck{allowWaiting: true, allowEnded: true})
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	resp := tokenStatusResponse{Status: s.Status, Position: s.Position, EstimatedWaitSeconds: seconds(s.EstimatedWait)}
+	switch booking.Status(s.Status) {
+	case booking.StatusActive:
+		resp.ActiveUntil = timePtr(s.ActiveUntil.Time)
+	case booking.StatusHeld:
+		resp.HeldUntil = timePtr(s.HeldUntil.Time)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// reservationResponse is the answer to a successful hold.
+type reservationResponse struct {
+	ReservationID string    `json:"reservationId"`
+	ConcertDate   string    `json:"concertDate"`
+	SeatNumber    int       `json:"seatNumber"`
+	Price         int64     `json:"price"`
+	HeldUntil     time.Time `json:"heldUntil"`
+}
+
+// reserve holds a seat for the session through the reserve update.
+func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
+	s, p := h.session(r, sessionCheck{})
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	b, p := readBody(w, r, false)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	if p := sameUser(b, s); p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	date, p := b.date("concertDate")
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	seat, p := b.integer("seatNumber")
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	if seat < 1 || seat > math.MaxInt32 {
+		writeProblem(w, r, invalid("seatNumber must be a positive integer"))
+		return
+	}
+	var out activities.Reservation
+	if err := h.update(r.Context(), s.Session, workflows.UpdateReserve, workflows.ReserveRequest{
+		UserUUID: s.UserUUID, ConcertDate: date, SeatNumber: int(seat),
+	}, &out); err != nil {
+		writeProblem(w, r, workflowProblem(h.log, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, reservationResponse{
+		ReservationID: out.ReservationID, ConcertDate: booking.FormatDate(out.ConcertDate), SeatNumber: out.SeatNumber,
+		Price: out.Price, HeldUntil: out.HeldUntil.UTC(),
+	})
+}
+
+// paymentResponse is the answer to a successful payment.
+type paymentResponse struct {
+	PaymentID     string `json:"paymentId"`
+	ReservationID string `json:"reservationId"`
+	ConcertDate   string `json:"concertDate"`
+	SeatNumber    int    `json:"seatNumber"`
+	Amount        int64  `json:"amount"`
+	Balance       int64  `json:"balance"`
+}
+
+// pay pays for the held seat through the pay update; the session then ends and its token stops working.
+func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
+	s, p := h.session(r, sessionCheck{})
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	b, p := readBody(w, r, false)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	if p := sameUser(b, s); p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	var out activities.Payment
+	if err := h.update(r.Context(), s.Session, workflows.UpdatePay, workflows.PayRequest{UserUUID: s.UserUUID}, &out); err != nil {
+		writeProblem(w, r, workflowProblem(h.log, err))
+		return
+	}
+	writeJSON(w, http.StatusCreated, paymentResponse{
+		PaymentID: out.PaymentID, ReservationID: out.ReservationID, ConcertDate: booking.FormatDate(out.ConcertDate),
+		SeatNumber: out.SeatNumber, Amount: out.Amount, Balance: out.Balance,
+	})
+}
+
+// update sends a Workflow Update to the session's run and waits for its result.
+func (h *Handler) update(ctx context.Context, s db.Session, name string, arg, out any) error {
+	handle, err := h.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: s.WorkflowID, RunID: s.ID, UpdateName: name, Args: []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return err
+	}
+	return handle.Get(ctx, out)
+}
+
+// sessionCheck says which sessions a request accepts.
+type sessionCheck struct {
+	allowWaiting bool // status polls answer waiting sessions
+	allowEnded   bool // status polls report how a session ended
+}
+
+// session authenticates the queue token of r and returns its session, or the problem that stops the
+// request: 401 for a missing, forged or unknown token, 403 for another concert's token or a session that is
+// still waiting (with its position), 410 for an ended session.
+func (h *Handler) session(r *http.Request, check sessionCheck) (db.SessionView, *Problem) {
+	token := bearer(r.Header.Get("Authorization"))
+	if token == "" {
+		return db.SessionView{}, problem(http.StatusUnauthorized, "missing-token", "send Authorization: Bearer <queue token>")
+	}
+	id, err := h.tokens.Verify(token)
+	if err != nil {
+		return db.SessionView{}, problem(http.StatusUnauthorized, "invalid-token", "the token is malformed or its signature does not match")
+	}
+	s, err := h.store.ViewSession(r.Context(), id, h.cfg.AdmissionWindow)
+	if err != nil {
+		return db.SessionView{}, h.storeProblem(err, "invalid-token", "the token names no session")
+	}
+	if code, ok := mux.Vars(r)["concertCode"]; ok && code != s.ConcertCode {
+		return db.SessionView{}, problem(http.StatusForbidden, "wrong-concert", "the token was issued for another concert")
+	}
+	status := booking.Status(s.Status)
+	switch {
+	case status.Terminal() && !check.allowEnded:
+		return db.SessionView{}, problem(http.StatusGone, "session-ended", "the booking session has ended ("+s.Status+"); ask for a new token").
+			with("sessionStatus", s.Status)
+	case status == booking.StatusWaiting && !check.allowWaiting:
+		return db.SessionView{}, problem(http.StatusForbidden, "not-admitted", "the session is waiting in the queue; poll the token status").
+			with("position", s.Position).with("estimatedWaitSeconds", seconds(s.EstimatedWait))
+	}
+	if uid := r.URL.Query().Get("UUID"); uid != "" {
+		if id, err := booking.ParseUserID(uid); err != nil || id != s.UserUUID {
+			return db.SessionView{}, problem(http.StatusForbidden, "wrong-user", "the token belongs to another user")
+		}
+	}
+	return s, nil
+}
+
+// sameUser checks that the body's UUID is the token's user.
+func sameUser(b body, s db.SessionView) *Problem {
+	id, p := b.userID()
+	if p != nil {
+		return p
+	}
+	if id != s.UserUUID {
+		return problem(http.StatusForbidden, "wrong-user", "the token belongs to another user")
+	}
+	return nil
+}
+
+func seconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
+
+func timePtr(t time.Time) *time.Time {
+	u := t.UTC()
+	return &u
+}

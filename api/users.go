@@ -1,0 +1,82 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/ticketing/concert/booking"
+)
+
+// balanceResponse is a user's balance.
+type balanceResponse struct {
+	UUID    string `json:"UUID"`
+	Balance int64  `json:"balance"`
+}
+
+// createUser registers a user with a zero balance.
+func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
+	if _, p := readBody(w, r, true); p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	u, err := h.store.CreateUser(r.Context())
+	if err != nil {
+		writeProblem(w, r, h.storeProblem(err, "", ""))
+		return
+	}
+	writeJSON(w, http.StatusCreated, balanceResponse{UUID: u.UUID, Balance: u.Balance})
+}
+
+// balance returns a user's balance.
+func (h *Handler) balance(w http.ResponseWriter, r *http.Request) {
+	id, p := pathUser(r)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	u, err := h.store.GetUser(r.Context(), id)
+	if err != nil {
+		writeProblem(w, r, h.storeProblem(err, "user-not-found", "no user has UUID "+id))
+		return
+	}
+	writeJSON(w, http.StatusOK, balanceResponse{UUID: u.UUID, Balance: u.Balance})
+}
+
+// topUp adds to a user's balance; at most booking.MaxTopUp won at a time.
+func (h *Handler) topUp(w http.ResponseWriter, r *http.Request) {
+	id, p := pathUser(r)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	b, p := readBody(w, r, false)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	amount, p := b.integer("amount")
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	if amount <= 0 || amount > booking.MaxTopUp {
+		writeProblem(w, r, invalid("amount must be a whole number of won between 1 and %d", booking.MaxTopUp))
+		return
+	}
+	u, err := h.store.TopUp(r.Context(), id, amount)
+	if err != nil {
+		writeProblem(w, r, h.storeProblem(err, "user-not-found", "no user has UUID "+id))
+		return
+	}
+	writeJSON(w, http.StatusOK, balanceResponse{UUID: u.UUID, Balance: u.Balance})
+}
+
+// pathUser reads the UUID path parameter; a malformed one is a 400.
+func pathUser(r *http.Request) (string, *Problem) {
+	id, err := booking.ParseUserID(mux.Vars(r)["UUID"])
+	if err != nil {
+		return "", invalid("%s", err.Error())
+	}
+	return id, nil
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/ticketing/concert/activities"
+	"github.com/ticketing/concert/api"
+	"github.com/ticketing/concert/db"
+	"github.com/ticketing/concert/worker"
+)
+
+// shutdownTimeout bounds a graceful shutdown: in-flight requests and activities get this long to finish.
+const shutdownTimeout = 15 * time.Second
+
+// newLogger returns the process logger: text for people in dev, JSON for log pipelines elsewhere.
+func newLogger(w io.Writer, level string, text bool) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%s=%q: %w", envLogLevel, level, err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if text {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// openStore connects to PostgreSQL and applies pending migrations (safe to run from several processes at
+// once: migrations take an advisory lock). create also creates the database if it is missing.
+func openStore(ctx context.Context, cfg config, log *slog.Logger, create bool) (*db.Store, error) {
+	if create {
+		if err := db.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+			return nil, err
+		}
+	}
+	store, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := store.Migrate(ctx)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	if len(applied) > 0 {
+		log.Info("Database migrated", "applied", strings.Join(applied, ","))
+	}
+	return store, nil
+}
+
+// dialTemporal connects to the Temporal frontend; the SDK logs through the process logger.
+func dialTemporal(ctx context.Context, address, namespace string, log *slog.Logger) (client.Client, error) {
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := client.DialContext(dialCtx, client.Options{
+		HostPort: address, Namespace: namespace, Logger: sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", address, namespace, err)
+	}
+	return c, nil
+}
+
+// startWorker starts the booking worker; Stop waits up to shutdownTimeout for running activities.
+func startWorker(c client.Client, store *db.Store) (sdkworker.Worker, error) {
+	w := worker.New(c, &activities.Activities{Store: store, Temporal: c}, sdkworker.Options{
+		WorkerStopTimeout: shutdownTimeout,
+	})
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	return w, nil
+}
+
+// newAPI builds the HTTP handler from the configuration.
+func newAPI(cfg config, store *db.Store, c client.Client, log *slog.Logger) (http.Handler, error) {
+	return api.New(store, c, api.Config{
+		AdminToken: cfg.AdminToken, TokenSecret: []byte(cfg.TokenSecret), HoldWindow: cfg.HoldWindow,
+		AdmissionWindow: cfg.AdmissionWindow, AdmissionTick: cfg.AdmissionTick, Logger: log,
+	})
+}
+
+// listen opens the HTTP listener early, so a taken port fails start-up with a clear message.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (set %s to another address): %w", addr, envHTTPAddr, err)
+	}
+	return ln, nil
+}
+
+// serve runs the HTTP server on ln until ctx is cancelled, then shuts it down gracefully.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("Shutting down HTTP server")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// runAPI serves the HTTP API against an external Temporal and PostgreSQL.
+func runAPI(ctx context.Context, cfg config) error {
+	log, err := newLogger(os.Stderr, cfg.LogLevel, false)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg, log, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	c, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	h, err := newAPI(cfg, store, c, log)
+	if err != nil {
+		return err
+	}
+	ln, err := listen(cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	log.Info("API listening", "addr", ln.Addr().String())
+	return serve(ctx, ln, h, log)
+}
+
+// runWorker runs the booking worker until ctx is cancelled.
+func runWorker(ctx context.Context, cfg config) error {
+	log, err := newLogger(os.Stderr, cfg.LogLevel, false)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg, log, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	c, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	w, err := startWorker(c, store)
+	if err != nil {
+		return err
+	}
+	log.Info("Worker running", "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace)
+	<-ctx.Done()
+	log.Info("Stopping worker")
+	w.Stop()
+	return nil
+}
+
+// runMigrate applies the migrations and reports them.
+func runMigrate(ctx context.Context, cfg config, out io.Writer) error {
+	log, err := newLogger(os.Stderr, cfg.LogLevel, false)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg, log, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	fmt.Fprintln(out, "database is up to date")
+	return nil
+}

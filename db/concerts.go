@@ -1,0 +1,135 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Concert is an event on sale, with its waiting-room settings.
+type Concert struct {
+	Code            string    `db:"code"`
+	Title           string    `db:"title"`
+	MaxActive       int       `db:"max_active"`
+	AdmissionPaused bool      `db:"admission_paused"`
+	CreatedAt       time.Time `db:"created_at"`
+}
+
+// NewConcert describes a concert to put on sale. Seats of each date are numbered 1..Seats.
+type NewConcert struct {
+	Code      string
+	Title     string
+	MaxActive int
+	Dates     []NewConcertDate
+}
+
+// NewConcertDate is one performance of a new concert.
+type NewConcertDate struct {
+	Date  time.Time
+	Seats int
+	Price int64
+}
+
+// DateAvailability is one performance with the number of seats a user could hold now.
+type DateAvailability struct {
+	Date           time.Time `db:"concert_date"`
+	AvailableSeats int       `db:"available_seats"`
+}
+
+// Seat is one seat of the seat map as a user sees it: a lapsed hold shows as AVAILABLE.
+type Seat struct {
+	Number int    `db:"seat_number"`
+	Price  int64  `db:"price"`
+	Status string `db:"status"`
+}
+
+// CreateConcert stores a concert with its dates and seats in one transaction; ErrDuplicate if the code or a
+// date is taken.
+func (s *Store) CreateConcert(ctx context.Context, c NewConcert) error {
+	const insConcert = `INSERT INTO concerts (code, title, max_active) VALUES ($1, $2, $3)`
+	const insDate = `INSERT INTO concert_dates (concert_code, concert_date) VALUES ($1, $2)`
+	const insSeats = `
+INSERT INTO seats (concert_code, concert_date, seat_number, price)
+SELECT $1, $2, n, $4 FROM generate_series(1, $3::int) AS n`
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, insConcert, c.Code, c.Title, c.MaxActive); err != nil {
+			return err
+		}
+		for _, d := range c.Dates {
+			if _, err := tx.ExecContext(ctx, insDate, c.Code, d.Date); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, insSeats, c.Code, d.Date, d.Seats, d.Price); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if isUniqueViolation(err, "") {
+		return fmt.Errorf("concert %s: %w", c.Code, ErrDuplicate)
+	}
+	if err != nil {
+		return fmt.Errorf("create concert %s: %w", c.Code, err)
+	}
+	return nil
+}
+
+// GetConcert returns a concert; ErrNotFound if the code is unknown.
+func (s *Store) GetConcert(ctx context.Context, code string) (Concert, error) {
+	const q = `SELECT code, title, max_active, admission_paused, created_at FROM concerts WHERE code = $1`
+	var c Concert
+	if err := s.db.GetContext(ctx, &c, q, code); err != nil {
+		return Concert{}, noRows(err, "concert "+code)
+	}
+	return c, nil
+}
+
+// ConcertDates lists a concert's performances in date order with the seats a user could hold now.
+func (s *Store) ConcertDates(ctx context.Context, code string) ([]DateAvailability, error) {
+	const q = `
+SELECT d.concert_date,
+       count(*) FILTER (WHERE s.status = 'AVAILABLE' OR (s.status = 'HELD' AND s.held_until <= now())) AS available_seats
+FROM concert_dates d
+JOIN seats s ON s.concert_code = d.concert_code AND s.concert_date = d.concert_date
+WHERE d.concert_code = $1
+GROUP BY d.concert_date
+ORDER BY d.concert_date`
+	dates := []DateAvailability{}
+	if err := s.db.SelectContext(ctx, &dates, q, code); err != nil {
+		return nil, fmt.Errorf("dates of %s: %w", code, err)
+	}
+	return dates, nil
+}
+
+// Seats returns the seat map of one performance in seat order; ErrNotFound if the concert has no such date.
+func (s *Store) Seats(ctx context.Context, code string, date time.Time) ([]Seat, error) {
+	const q = `
+SELECT seat_number, price,
+       CASE WHEN status = 'HELD' AND held_until <= now() THEN 'AVAILABLE' ELSE status END AS status
+FROM seats
+WHERE concert_code = $1 AND concert_date = $2
+ORDER BY seat_number`
+	seats := []Seat{}
+	if err := s.db.SelectContext(ctx, &seats, q, code, date); err != nil {
+		return nil, fmt.Errorf("seats of %s: %w", code, err)
+	}
+	if len(seats) == 0 {
+		return nil, fmt.Errorf("concert %s on %s: %w", code, date.Format(time.DateTime), ErrNotFound)
+	}
+	return seats, nil
+}
+
+// SetAdmission changes a concert's waiting-room settings; a nil field is left as it is.
+func (s *Store) SetAdmission(ctx context.Context, code string, paused *bool, maxActive *int) (Concert, error) {
+	const q = `
+UPDATE concerts SET admission_paused = COALESCE($2, admission_paused), max_active = COALESCE($3, max_active)
+WHERE code = $1
+RETURNING code, title, max_active, admission_paused, created_at`
+	var c Concert
+	if err := s.db.GetContext(ctx, &c, q, code, paused, maxActive); err != nil {
+		return Concert{}, noRows(err, "concert "+code)
+	}
+	return c, nil
+}

@@ -1,0 +1,256 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+)
+
+// Errors of HoldSeat that name what is missing, so the API can say which.
+var (
+	// ErrDateNotFound means the concert has no performance on that date.
+	ErrDateNotFound = fmt.Errorf("concert date: %w", ErrNotFound)
+	// ErrSeatNotFound means the performance has no seat with that number.
+	ErrSeatNotFound = fmt.Errorf("seat: %w", ErrNotFound)
+)
+
+// HoldParams asks for one seat for one session. ReservationID comes from the workflow, so a retried hold
+// recognises its own earlier success.
+type HoldParams struct {
+	SessionID     string
+	ConcertCode   string
+	Date          time.Time
+	SeatNumber    int
+	ReservationID string
+	Window        time.Duration
+}
+
+// Reservation is a seat held by a session until HeldUntil.
+type Reservation struct {
+	ReservationID string    `db:"reservation_id"`
+	ConcertCode   string    `db:"concert_code"`
+	Date          time.Time `db:"concert_date"`
+	SeatNumber    int       `db:"seat_number"`
+	Price         int64     `db:"price"`
+	HeldUntil     time.Time `db:"held_until"`
+}
+
+// Payment is a sold seat, paid from a user's balance.
+type Payment struct {
+	PaymentID     string    `db:"id"`
+	ReservationID string    `db:"reservation_id"`
+	UserUUID      string    `db:"user_uuid"`
+	ConcertCode   string    `db:"concert_code"`
+	Date          time.Time `db:"concert_date"`
+	SeatNumber    int       `db:"seat_number"`
+	Amount        int64     `db:"amount"`
+	// Balance is the user's balance after the payment (now, for a payment looked up again).
+	Balance   int64     `db:"balance"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+// InsufficientBalanceError says by how much a payment fell short; it matches ErrInsufficientBalance.
+type InsufficientBalanceError struct {
+	Balance, Price int64
+}
+
+func (e *InsufficientBalanceError) Error() string {
+	return fmt.Sprintf("balance %d is below the price %d", e.Balance, e.Price)
+}
+
+// Is makes errors.Is(err, ErrInsufficientBalance) true.
+func (e *InsufficientBalanceError) Is(target error) bool { return target == ErrInsufficientBalance }
+
+// HoldSeat gives a seat to an admitted session until now + Window, deciding ownership with one conditional
+// UPDATE: the seat must be AVAILABLE, or HELD by a hold that has lapsed. The session must be ACTIVE within
+// its admission window and may own only one seat. Calling it again with the same ReservationID returns the
+// same reservation.
+func (s *Store) HoldSeat(ctx context.Context, p HoldParams) (Reservation, error) {
+	const mine = `
+SELECT reservation_id, concert_code, concert_date, seat_number, price, COALESCE(held_until, now()) AS held_until
+FROM seats WHERE session_id = $1`
+	const markSession = `
+UPDATE sessions SET status = 'HELD', held_until = now() + $2 * interval '1 microsecond', status_since = now()
+WHERE id = $1 AND status = 'ACTIVE' AND active_until > now()
+RETURNING held_until`
+	const take = `
+UPDATE seats SET status = 'HELD', session_id = $4, reservation_id = $5, held_until = $6
+WHERE concert_code = $1 AND concert_date = $2 AND seat_number = $3
+  AND (status = 'AVAILABLE' OR (status = 'HELD' AND held_until <= now()))
+RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_until`
+	const dateExists = `SELECT EXISTS (SELECT 1 FROM concert_dates WHERE concert_code = $1 AND concert_date = $2)`
+	const seatExists = `SELECT EXISTS (SELECT 1 FROM seats WHERE concert_code = $1 AND concert_date = $2 AND seat_number = $3)`
+	var r Reservation
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var prev Reservation
+		switch err := tx.GetContext(ctx, &prev, mine, p.SessionID); {
+		case err == nil && prev.ReservationID == p.ReservationID:
+			r = prev
+			return nil
+		case err == nil:
+			return ErrAlreadyHolding
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		var heldUntil time.Time
+		if err := tx.GetContext(ctx, &heldUntil, markSession, p.SessionID, micros(p.Window)); err != nil {
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			// A concurrent call for this session may have held a seat while this one waited for the
+			// session's row; this statement sees its commit, so a retry still gets its reservation.
+			switch err := tx.GetContext(ctx, &prev, mine, p.SessionID); {
+			case err == nil && prev.ReservationID == p.ReservationID:
+				r = prev
+				return nil
+			case err == nil:
+				return ErrAlreadyHolding
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+			return ErrNotActive
+		}
+		err := tx.GetContext(ctx, &r, take, p.ConcertCode, p.Date, p.SeatNumber, p.SessionID, p.ReservationID, heldUntil)
+		if err == nil {
+			return nil
+		}
+		if isUniqueViolation(err, "seats_one_per_session") {
+			return ErrAlreadyHolding
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		var exists bool
+		if err := tx.GetContext(ctx, &exists, dateExists, p.ConcertCode, p.Date); err != nil {
+			return err
+		}
+		if !exists {
+			return ErrDateNotFound
+		}
+		if err := tx.GetContext(ctx, &exists, seatExists, p.ConcertCode, p.Date, p.SeatNumber); err != nil {
+			return err
+		}
+		if !exists {
+			return ErrSeatNotFound
+		}
+		return ErrSeatTaken
+	})
+	if err != nil {
+		return Reservation{}, fmt.Errorf("hold seat %d of %s for session %s: %w", p.SeatNumber, p.ConcertCode, p.SessionID, err)
+	}
+	return r, nil
+}
+
+// Pay sells the seat a session holds: it debits the balance, records the payment and its ledger row, marks
+// the seat SOLD and the session PAID, all in one transaction. A lapsed hold is never sold (ErrHoldExpired). A
+// session that has paid already gets its payment back, so a retried call charges nothing twice.
+func (s *Store) Pay(ctx context.Context, sessionID string) (Payment, error) {
+	const previous = `
+SELECT p.id, p.reservation_id, p.user_uuid, p.concert_code, p.concert_date, p.seat_number, p.amount, p.created_at, u.balance
+FROM payments p JOIN users u ON u.uuid = p.user_uuid WHERE p.session_id = $1`
+	const held = `
+SELECT s.reservation_id, s.concert_code, s.concert_date, s.seat_number, s.price, s.held_until > now() AS live, x.user_uuid
+FROM seats s JOIN sessions x ON x.id = s.session_id
+WHERE s.session_id = $1 AND s.status = 'HELD'
+FOR UPDATE OF s`
+	const debit = `UPDATE users SET balance = balance - $2 WHERE uuid = $1 AND balance >= $2 RETURNING balance`
+	const balance = `SELECT balance FROM users WHERE uuid = $1`
+	const record = `
+INSERT INTO payments (id, session_id, reservation_id, user_uuid, concert_code, concert_date, seat_number, amount)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`
+	const ledger = `INSERT INTO ledger (user_uuid, delta, kind, payment_id) VALUES ($1, $2, 'PAYMENT', $3)`
+	const sell = `UPDATE seats SET status = 'SOLD', held_until = NULL WHERE session_id = $1`
+	const paid = `UPDATE sessions SET status = 'PAID', status_since = now() WHERE id = $1`
+	var p Payment
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		switch err := tx.GetContext(ctx, &p, previous, sessionID); {
+		case err == nil:
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		var h struct {
+			Reservation
+			Live     bool   `db:"live"`
+			UserUUID string `db:"user_uuid"`
+			// held_until is selected as live; the embedded field stays zero.
+		}
+		if err := tx.GetContext(ctx, &h, held, sessionID); err != nil {
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			// A concurrent call may have sold the seat while this one waited for its lock; this statement
+			// sees that commit, so a retry gets the payment instead of an error.
+			switch err := tx.GetContext(ctx, &p, previous, sessionID); {
+			case err == nil:
+				return nil
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+			return ErrNoSeatHeld
+		}
+		if !h.Live {
+			return ErrHoldExpired
+		}
+		p = Payment{
+			PaymentID: uuid.NewString(), ReservationID: h.ReservationID, UserUUID: h.UserUUID,
+			ConcertCode: h.ConcertCode, Date: h.Date, SeatNumber: h.SeatNumber, Amount: h.Price,
+		}
+		if err := tx.GetContext(ctx, &p.Balance, debit, h.UserUUID, h.Price); err != nil {
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			var have int64
+			if err := tx.GetContext(ctx, &have, balance, h.UserUUID); err != nil {
+				return err
+			}
+			return &InsufficientBalanceError{Balance: have, Price: h.Price}
+		}
+		if err := tx.GetContext(ctx, &p.CreatedAt, record, p.PaymentID, sessionID, p.ReservationID, p.UserUUID,
+			p.ConcertCode, p.Date, p.SeatNumber, p.Amount); err != nil {
+			return err
+		}
+		if p.Amount > 0 {
+			if _, err := tx.ExecContext(ctx, ledger, p.UserUUID, -p.Amount, p.PaymentID); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, sell, sessionID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, paid, sessionID)
+		return err
+	})
+	if err != nil {
+		return Payment{}, fmt.Errorf("pay for session %s: %w", sessionID, err)
+	}
+	return p, nil
+}
+
+// Release ends a session that did not pay, with status EXPIRED or CANCELLED, and frees the seat it holds.
+// A session that has ended already is left as it is, so a retried or late release changes nothing; a seat
+// another session has taken over meanwhile is not touched.
+func (s *Store) Release(ctx context.Context, sessionID, status string) error {
+	const free = `
+UPDATE seats SET status = 'AVAILABLE', session_id = NULL, reservation_id = NULL, held_until = NULL
+WHERE session_id = $1 AND status = 'HELD'`
+	const end = `
+UPDATE sessions SET status = $2, status_since = now()
+WHERE id = $1 AND status IN ('WAITING', 'ACTIVE', 'HELD')`
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, free, sessionID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, end, sessionID, status)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("release session %s: %w", sessionID, err)
+	}
+	return nil
+}

@@ -1,0 +1,260 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Session is the database's view of one booking session (one run of the session workflow).
+type Session struct {
+	ID          string       `db:"id"`
+	WorkflowID  string       `db:"workflow_id"`
+	ConcertCode string       `db:"concert_code"`
+	UserUUID    string       `db:"user_uuid"`
+	Seq         int64        `db:"seq"`
+	Status      string       `db:"status"`
+	ActiveUntil sql.NullTime `db:"active_until"`
+	HeldUntil   sql.NullTime `db:"held_until"`
+	StatusSince time.Time    `db:"status_since"`
+}
+
+// SessionView is a session with its place in the waiting room, as a status poll reports it.
+type SessionView struct {
+	Session
+	// Position is 1 for the next session to be admitted and 0 once admitted.
+	Position int64 `db:"position"`
+	// EstimatedWait is how long the session will probably wait, from the recent admission rate.
+	EstimatedWait time.Duration `db:"-"`
+}
+
+// JoinParams identifies a new session joining a concert's waiting room.
+type JoinParams struct {
+	SessionID       string
+	WorkflowID      string
+	ConcertCode     string
+	UserUUID        string
+	AdmissionWindow time.Duration
+}
+
+// AdmitBatchLimit caps how many sessions one admission step admits, so one step stays one short
+// transaction and one bounded burst of signals even when a concert opens with a large maxActive.
+const AdmitBatchLimit = 500
+
+// Admission tells a session's workflow that the waiting room moved it on: to ACTIVE (with the end of its
+// admission window) or to SOLD_OUT.
+type Admission struct {
+	SessionID   string       `db:"id"`
+	WorkflowID  string       `db:"workflow_id"`
+	Status      string       `db:"status"`
+	ActiveUntil sql.NullTime `db:"active_until"`
+}
+
+// AdmitResult is what one admission step did and saw.
+type AdmitResult struct {
+	// Notify lists the sessions whose workflows have not yet been told of their admission or sold-out end,
+	// including ones admitted by an earlier step whose notification did not complete.
+	Notify []Admission
+	// Admitted is how many sessions this step admitted.
+	Admitted int
+	// Waiting is how many sessions still wait.
+	Waiting int
+	// Live is how many sessions are ACTIVE or HELD within their windows, after this step.
+	Live      int
+	MaxActive int
+	Paused    bool
+	SoldOut   bool
+}
+
+const sessionColumns = `id, workflow_id, concert_code, user_uuid, seq, status, active_until, held_until, status_since`
+
+// lockConcert serialises the waiting room of one concert: token issue and admission steps take this lock,
+// so neither can admit past maxActive nor out of FIFO order. FOR NO KEY UPDATE does not block the foreign
+// key checks of concurrent inserts.
+const lockConcert = `SELECT max_active, admission_paused FROM concerts WHERE code = $1 FOR NO KEY UPDATE`
+
+// liveCount counts the sessions that occupy an admission slot: ACTIVE or HELD, and within their window. A
+// session whose window has passed frees its slot at once, even if its workflow has not yet caught up.
+const liveCount = `
+SELECT count(*) FROM sessions
+WHERE concert_code = $1 AND status IN ('ACTIVE', 'HELD')
+  AND ((status = 'ACTIVE' AND active_until > now()) OR (status = 'HELD' AND held_until > now()))`
+
+const soldOutQuery = `SELECT NOT EXISTS (SELECT 1 FROM seats WHERE concert_code = $1 AND status <> 'SOLD')`
+
+// JoinQueue puts a session in its concert's waiting room, or returns it as it is if it is there already (so
+// the API and the workflow may both call it). A session that finds a free slot and nobody waiting is admitted
+// at once; a concert with every seat sold ends the session SOLD_OUT. created reports whether this call
+// inserted the row.
+func (s *Store) JoinQueue(ctx context.Context, p JoinParams) (sess Session, created bool, err error) {
+	const existing = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
+	const waitingExists = `SELECT EXISTS (SELECT 1 FROM sessions WHERE concert_code = $1 AND status = 'WAITING')`
+	const insert = `
+INSERT INTO sessions (id, workflow_id, concert_code, user_uuid, status, notified, active_until, admitted_at)
+VALUES ($1, $2, $3, $4, $5::text, true,
+        CASE WHEN $5::text = 'ACTIVE' THEN now() + $6 * interval '1 microsecond' END,
+        CASE WHEN $5::text = 'ACTIVE' THEN now() END)
+RETURNING ` + sessionColumns
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var cfg struct {
+			MaxActive int  `db:"max_active"`
+			Paused    bool `db:"admission_paused"`
+		}
+		if err := tx.GetContext(ctx, &cfg, lockConcert, p.ConcertCode); err != nil {
+			return noRows(err, "concert "+p.ConcertCode)
+		}
+		if err := tx.GetContext(ctx, &sess, existing, p.SessionID); err == nil {
+			return nil
+		} else if err != sql.ErrNoRows {
+			return err
+		}
+		status := "WAITING"
+		var soldOut, waiting bool
+		var live int
+		if err := tx.GetContext(ctx, &soldOut, soldOutQuery, p.ConcertCode); err != nil {
+			return err
+		}
+		if err := tx.GetContext(ctx, &waiting, waitingExists, p.ConcertCode); err != nil {
+			return err
+		}
+		if err := tx.GetContext(ctx, &live, liveCount, p.ConcertCode); err != nil {
+			return err
+		}
+		switch {
+		case soldOut:
+			status = "SOLD_OUT"
+		case !cfg.Paused && !waiting && live < cfg.MaxActive:
+			status = "ACTIVE"
+		}
+		if err := tx.GetContext(ctx, &sess, insert, p.SessionID, p.WorkflowID, p.ConcertCode, p.UserUUID, status, micros(p.AdmissionWindow)); err != nil {
+			return err
+		}
+		created = true
+		return nil
+	})
+	if err != nil {
+		return Session{}, false, fmt.Errorf("join queue of %s: %w", p.ConcertCode, err)
+	}
+	return sess, created, nil
+}
+
+// GetSession returns a session by ID (its workflow run ID); ErrNotFound if unknown.
+func (s *Store) GetSession(ctx context.Context, id string) (Session, error) {
+	const q = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
+	var sess Session
+	if err := s.db.GetContext(ctx, &sess, q, id); err != nil {
+		return Session{}, noRows(err, "session "+id)
+	}
+	return sess, nil
+}
+
+// ViewSession returns a session with its waiting-room position and estimated wait; ErrNotFound if unknown.
+// The position is counted, not stored, so sessions that leave the queue early never leave gaps. When nobody
+// was admitted lately the estimate assumes every admitted session uses its whole admissionWindow.
+func (s *Store) ViewSession(ctx context.Context, id string, admissionWindow time.Duration) (SessionView, error) {
+	const q = `
+SELECT ` + sessionColumns + `,
+       CASE WHEN s.status = 'WAITING' THEN
+           (SELECT count(*) FROM sessions w WHERE w.concert_code = s.concert_code AND w.status = 'WAITING' AND w.seq < s.seq) + 1
+       ELSE 0 END AS position
+FROM sessions s WHERE id = $1`
+	// The recent admission rate, or failing that the slowest possible one (every admitted session using its
+	// whole window), turns a position into an estimated wait.
+	const rate = `
+SELECT (SELECT count(*) FROM sessions WHERE concert_code = $1 AND admitted_at > now() - interval '5 minutes') AS recent,
+       (SELECT max_active FROM concerts WHERE code = $1) AS max_active`
+	var v SessionView
+	if err := s.db.GetContext(ctx, &v, q, id); err != nil {
+		return SessionView{}, noRows(err, "session "+id)
+	}
+	if v.Position == 0 {
+		return v, nil
+	}
+	var r struct {
+		Recent    int64 `db:"recent"`
+		MaxActive int64 `db:"max_active"`
+	}
+	if err := s.db.GetContext(ctx, &r, rate, v.ConcertCode); err != nil {
+		return SessionView{}, fmt.Errorf("admission rate of %s: %w", v.ConcertCode, err)
+	}
+	if r.Recent > 0 {
+		v.EstimatedWait = time.Duration(float64(v.Position) / (float64(r.Recent) / 300) * float64(time.Second))
+	} else if r.MaxActive > 0 {
+		v.EstimatedWait = time.Duration((v.Position+r.MaxActive-1)/r.MaxActive) * admissionWindow
+	}
+	return v, nil
+}
+
+// AdmitNext runs one step of a concert's waiting room: if every seat is sold it ends the waiting and active
+// sessions SOLD_OUT; otherwise, unless admission is paused, it admits waiting sessions in FIFO order into the
+// free slots (at most AdmitBatchLimit). It returns the sessions whose workflows must be told.
+func (s *Store) AdmitNext(ctx context.Context, code string, admissionWindow time.Duration) (AdmitResult, error) {
+	const soldOut = `
+UPDATE sessions SET status = 'SOLD_OUT', notified = false, status_since = now()
+WHERE concert_code = $1 AND status IN ('WAITING', 'ACTIVE')`
+	const admit = `
+UPDATE sessions SET status = 'ACTIVE', notified = false, status_since = now(), admitted_at = now(),
+                    active_until = now() + $3 * interval '1 microsecond'
+WHERE id IN (SELECT id FROM sessions WHERE concert_code = $1 AND status = 'WAITING' ORDER BY seq LIMIT $2)`
+	const notify = `
+SELECT id, workflow_id, status, active_until FROM sessions
+WHERE concert_code = $1 AND NOT notified ORDER BY seq LIMIT 2000`
+	const waiting = `SELECT count(*) FROM sessions WHERE concert_code = $1 AND status = 'WAITING'`
+	var res AdmitResult
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var cfg struct {
+			MaxActive int  `db:"max_active"`
+			Paused    bool `db:"admission_paused"`
+		}
+		if err := tx.GetContext(ctx, &cfg, lockConcert, code); err != nil {
+			return noRows(err, "concert "+code)
+		}
+		res.MaxActive, res.Paused = cfg.MaxActive, cfg.Paused
+		if err := tx.GetContext(ctx, &res.SoldOut, soldOutQuery, code); err != nil {
+			return err
+		}
+		if err := tx.GetContext(ctx, &res.Live, liveCount, code); err != nil {
+			return err
+		}
+		switch {
+		case res.SoldOut:
+			if _, err := tx.ExecContext(ctx, soldOut, code); err != nil {
+				return err
+			}
+			res.Live = 0
+		case !cfg.Paused && res.Live < cfg.MaxActive:
+			n := min(cfg.MaxActive-res.Live, AdmitBatchLimit)
+			r, err := tx.ExecContext(ctx, admit, code, n, micros(admissionWindow))
+			if err != nil {
+				return err
+			}
+			admitted, err := r.RowsAffected()
+			if err != nil {
+				return err
+			}
+			res.Admitted = int(admitted)
+			res.Live += res.Admitted
+		}
+		if err := tx.SelectContext(ctx, &res.Notify, notify, code); err != nil {
+			return err
+		}
+		return tx.GetContext(ctx, &res.Waiting, waiting, code)
+	})
+	if err != nil {
+		return AdmitResult{}, fmt.Errorf("admit next of %s: %w", code, err)
+	}
+	return res, nil
+}
+
+// MarkNotified records that the workflows of these sessions have been told of their admission.
+func (s *Store) MarkNotified(ctx context.Context, ids []string) error {
+	const q = `UPDATE sessions SET notified = true WHERE id = ANY($1)`
+	if _, err := s.db.ExecContext(ctx, q, pq.Array(ids)); err != nil {
+		return fmt.Errorf("mark notified: %w", err)
+	}
+	return nil
+}

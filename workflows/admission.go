@@ -1,0 +1,87 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/ticketing/concert/activities"
+)
+
+const (
+	// admissionStepsPerRun bounds one run's history (each step is a handful of events); the waiting room
+	// then continues as new with the same input.
+	admissionStepsPerRun = 400
+	// admissionIdle is how long the waiting room sleeps when nobody waits (or admission is paused) and no
+	// wake signal comes: a safety net only, since a first waiter and every settings change wake it.
+	admissionIdle = time.Minute
+)
+
+// Admission runs the waiting room of one concert. Each step is one database transaction that admits waiting
+// sessions in FIFO order into the free slots of maxActive (or, once every seat is sold, ends them SOLD_OUT),
+// followed by the signals that wake exactly those sessions. It steps every Tick while sessions wait, sleeps
+// while nobody does, and is woken by SignalWake when a first session starts waiting or the settings change.
+// It ends when the concert is sold out; a later wake starts it again.
+func Admission(ctx workflow.Context, in AdmissionInput) error {
+	if in.Tick <= 0 || in.AdmissionWindow <= 0 {
+		return temporal.NewNonRetryableApplicationError("tick and admission window must be positive", "InvalidRequest", nil)
+	}
+	view := AdmissionView{ConcertCode: in.ConcertCode}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (AdmissionView, error) { return view, nil }); err != nil {
+		return err
+	}
+	logger := workflow.GetLogger(ctx)
+	wake := workflow.GetSignalChannel(ctx, SignalWake)
+	stepCtx := durableDB(ctx)
+	for step := 0; step < admissionStepsPerRun; step++ {
+		var res activities.AdmitResult
+		if err := workflow.ExecuteLocalActivity(stepCtx, acts.AdmitNext, activities.AdmitInput{
+			ConcertCode: in.ConcertCode, AdmissionWindow: in.AdmissionWindow,
+		}).Get(ctx, &res); err != nil {
+			return fmt.Errorf("admission step: %w", err)
+		}
+		if len(res.Notify) > 0 {
+			if err := workflow.ExecuteLocalActivity(stepCtx, acts.NotifyAdmissions, res.Notify).Get(ctx, nil); err != nil {
+				return fmt.Errorf("notify admitted sessions: %w", err)
+			}
+		}
+		view = AdmissionView{
+			ConcertCode: in.ConcertCode, Steps: view.Steps + 1, Admitted: view.Admitted + res.Admitted,
+			Waiting: res.Waiting, Live: res.Live, MaxActive: res.MaxActive, Paused: res.Paused, SoldOut: res.SoldOut,
+		}
+		if res.Admitted > 0 {
+			logger.Info("Admitted", "Count", res.Admitted, "Waiting", res.Waiting, "Live", res.Live)
+		}
+		if res.SoldOut {
+			logger.Info("Concert sold out; waiting room closed")
+			return nil
+		}
+		var sleep time.Duration
+		switch {
+		case res.Admitted > 0 && res.Waiting > 0 && !res.Paused && res.Live < res.MaxActive:
+			continue // a full batch went in and there is room for more
+		case res.Waiting > 0 && !res.Paused:
+			sleep = in.Tick
+		default:
+			sleep = admissionIdle
+		}
+		timerCtx, cancelTimer := workflow.WithCancel(ctx)
+		timer := workflow.NewTimerWithOptions(timerCtx, sleep, workflow.TimerOptions{Summary: "next admission step"})
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(timer, func(workflow.Future) {})
+		sel.AddReceive(wake, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+		sel.Select(ctx)
+		cancelTimer()
+		drain(wake)
+	}
+	drain(wake) // wakes carry no data; the next run steps at once anyway
+	return workflow.NewContinueAsNewError(ctx, Admission, in)
+}
+
+// drain discards pending signals on c without blocking.
+func drain(c workflow.ReceiveChannel) {
+	for c.ReceiveAsync(nil) {
+	}
+}

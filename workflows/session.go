@@ -1,0 +1,393 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/ticketing/concert/activities"
+	"github.com/ticketing/concert/booking"
+)
+
+// acts lets workflow code name activity methods; the worker registers the real *activities.Activities.
+var acts *activities.Activities
+
+// BookingSession is one user's visit to one concert's on-sale: it joins the waiting room, waits (at no cost)
+// until admitted, lets the user hold one seat within the admission window, waits for payment within the
+// hold window, and ends PAID, EXPIRED, CANCELLED or SOLD_OUT. A seat it held and did not pay for is always
+// released, also when the workflow is cancelled by support staff.
+func BookingSession(ctx workflow.Context, in SessionInput) (SessionResult, error) {
+	s, err := newSession(ctx, in)
+	if err != nil {
+		return SessionResult{}, err
+	}
+	return s.run(ctx)
+}
+
+// session is the state of one BookingSession run. Only the workflow's own coroutines touch it, one at a
+// time, so it needs no locks.
+type session struct {
+	in     SessionInput
+	id     string // the run ID: the session ID the database and the token know
+	wfID   string
+	logger log.Logger
+
+	status      booking.Status
+	joined      bool
+	joins       int
+	activeUntil time.Time
+	reservation *activities.Reservation
+	payment     *activities.Payment
+	// busy is set while a reserve or pay update runs its activity; timeouts wait for it, so a payment that
+	// reached the database before the hold lapsed is never undone by a release.
+	busy bool
+	// admission is the waiting room's last notice, which may arrive before the session has joined.
+	admission *booking.AdmissionNotice
+}
+
+func newSession(ctx workflow.Context, in SessionInput) (*session, error) {
+	switch {
+	case !booking.ValidConcertCode(in.ConcertCode):
+		return nil, temporal.NewNonRetryableApplicationError("invalid concert code", string(booking.ErrInvalidRequest), nil)
+	case in.UserUUID == "":
+		return nil, temporal.NewNonRetryableApplicationError("missing user", string(booking.ErrInvalidRequest), nil)
+	case in.HoldWindow <= 0 || in.AdmissionWindow <= 0:
+		return nil, temporal.NewNonRetryableApplicationError("hold and admission windows must be positive", string(booking.ErrInvalidRequest), nil)
+	}
+	info := workflow.GetInfo(ctx)
+	s := &session{
+		in:     in,
+		id:     info.WorkflowExecution.RunID,
+		wfID:   info.WorkflowExecution.ID,
+		logger: log.With(workflow.GetLogger(ctx), "ConcertCode", in.ConcertCode),
+		status: booking.StatusWaiting,
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, s.view); err != nil {
+		return nil, err
+	}
+	updates := []struct {
+		name      string
+		handler   any
+		validator any
+	}{
+		{UpdateJoin, s.join, s.validateJoin},
+		{UpdateReserve, s.reserve, s.validateReserve},
+		{UpdatePay, s.pay, s.validatePay},
+	}
+	for _, u := range updates {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{Validator: u.validator}); err != nil {
+			return nil, err
+		}
+	}
+	admissions := workflow.GetSignalChannel(ctx, booking.SignalAdmission)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var n booking.AdmissionNotice
+			if !admissions.Receive(ctx, &n) {
+				return
+			}
+			s.admission = &n
+		}
+	})
+	return s, nil
+}
+
+func (s *session) run(ctx workflow.Context) (res SessionResult, err error) {
+	defer func() {
+		if !temporal.IsCanceledError(err) || s.status.Terminal() {
+			return
+		}
+		// Cancelled by support staff: give the seat back on a context that the cancellation cannot reach.
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		if cerr := s.end(dctx, booking.StatusCancelled); cerr != nil {
+			s.logger.Error("Compensation after cancellation failed", "Error", cerr)
+			err = errors.Join(err, cerr)
+			return
+		}
+		s.logger.Info("Session cancelled; its seat, if any, is released")
+		res = s.result()
+	}()
+
+	var joined activities.JoinResult
+	if err := workflow.ExecuteLocalActivity(durableDB(ctx), acts.JoinQueue, activities.JoinInput{
+		SessionID: s.id, WorkflowID: s.wfID, ConcertCode: s.in.ConcertCode, UserUUID: s.in.UserUUID,
+		AdmissionWindow: s.in.AdmissionWindow,
+	}).Get(ctx, &joined); err != nil {
+		return SessionResult{}, fmt.Errorf("join the waiting room: %w", err)
+	}
+	s.joined = true
+	switch joined.Status {
+	case booking.StatusActive:
+		s.admit(joined.ActiveUntil)
+	case booking.StatusSoldOut:
+		s.setStatus(booking.StatusSoldOut)
+	}
+
+	for !s.status.Terminal() {
+		var err error
+		switch s.status {
+		case booking.StatusWaiting:
+			err = s.waitForAdmission(ctx)
+		case booking.StatusActive:
+			err = s.waitForReservation(ctx)
+		case booking.StatusHeld:
+			err = s.waitForPayment(ctx)
+		default:
+			err = fmt.Errorf("session in unexpected status %s", s.status)
+		}
+		if err != nil {
+			return SessionResult{}, err
+		}
+	}
+	// Let a running update (a join from a retrying client, say) answer before the run closes.
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return SessionResult{}, err
+	}
+	s.logger.Info("Session ended", "Status", s.status)
+	return s.result(), nil
+}
+
+// waitForAdmission sleeps until the waiting room admits the session or the concert sells out; the admission
+// workflow's signal wakes it, nothing polls.
+func (s *session) waitForAdmission(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return s.admission != nil }); err != nil {
+		return err
+	}
+	switch s.admission.Status {
+	case booking.StatusActive:
+		s.admit(s.admission.ActiveUntil)
+	case booking.StatusSoldOut:
+		s.setStatus(booking.StatusSoldOut)
+	default:
+		s.admission = nil // not a notice this status acts on
+	}
+	return nil
+}
+
+// waitForReservation gives the admitted user the admission window to hold a seat.
+func (s *session) waitForReservation(ctx workflow.Context) error {
+	soldOut := func() bool { return s.admission != nil && s.admission.Status == booking.StatusSoldOut }
+	ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+		Timeout:      until(ctx, s.activeUntil),
+		TimerOptions: workflow.TimerOptions{Summary: "admission window"},
+	}, func() bool { return s.status != booking.StatusActive || (soldOut() && !s.busy) })
+	if err != nil || s.status != booking.StatusActive {
+		return err
+	}
+	if ok { // sold out while the user was choosing; the waiting room already recorded it
+		s.setStatus(booking.StatusSoldOut)
+		return nil
+	}
+	return s.expireWhenIdle(ctx)
+}
+
+// waitForPayment gives the user the hold window to pay.
+func (s *session) waitForPayment(ctx workflow.Context) error {
+	_, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+		Timeout:      until(ctx, s.reservation.HeldUntil),
+		TimerOptions: workflow.TimerOptions{Summary: "hold window"},
+	}, func() bool { return s.status != booking.StatusHeld })
+	if err != nil || s.status != booking.StatusHeld {
+		return err
+	}
+	return s.expireWhenIdle(ctx)
+}
+
+// expireWhenIdle ends the session EXPIRED once no reserve or pay is in flight, unless that request moved it
+// on meanwhile.
+func (s *session) expireWhenIdle(ctx workflow.Context) error {
+	before := s.status
+	if err := workflow.Await(ctx, func() bool { return !s.busy }); err != nil {
+		return err
+	}
+	if s.status != before {
+		return nil
+	}
+	return s.end(ctx, booking.StatusExpired)
+}
+
+// end releases whatever the session holds and ends it with status (EXPIRED or CANCELLED), adopting the
+// status the database reports when it differs (a payment that completed although its reply was lost).
+func (s *session) end(ctx workflow.Context, status booking.Status) error {
+	var final booking.Status
+	if err := workflow.ExecuteLocalActivity(durableDB(ctx), acts.Release, activities.ReleaseInput{
+		SessionID: s.id, Status: status,
+	}).Get(ctx, &final); err != nil {
+		return fmt.Errorf("release session: %w", err)
+	}
+	if !final.Terminal() {
+		final = status
+	}
+	s.setStatus(final)
+	return nil
+}
+
+func (s *session) admit(activeUntil time.Time) {
+	s.activeUntil = activeUntil
+	s.setStatus(booking.StatusActive)
+}
+
+// setStatus is the one place a session changes status.
+func (s *session) setStatus(st booking.Status) {
+	if s.status != st {
+		s.logger.Info("Session status", "From", s.status, "To", st)
+	}
+	s.status = st
+}
+
+func (s *session) result() SessionResult {
+	return SessionResult{Status: s.status, Reservation: s.reservation, Payment: s.payment}
+}
+
+func (s *session) view() (StatusView, error) {
+	return StatusView{
+		ConcertCode: s.in.ConcertCode, Status: s.status, ActiveUntil: s.activeUntil,
+		Reservation: s.reservation, Payment: s.payment,
+	}, nil
+}
+
+func (s *session) validateJoin(_ workflow.Context, req JoinRequest) error {
+	if req.UserUUID != s.in.UserUUID {
+		return rejection(booking.ErrWrongUser, "the session belongs to another user")
+	}
+	if s.status.Terminal() {
+		return rejection(booking.ErrSessionEnded, "the session has ended")
+	}
+	return nil
+}
+
+// join answers the token request of the user: the session's ID, and whether this request started it.
+func (s *session) join(ctx workflow.Context, _ JoinRequest) (JoinResponse, error) {
+	s.joins++
+	created := s.joins == 1
+	if err := workflow.Await(ctx, func() bool { return s.joined }); err != nil {
+		return JoinResponse{}, err
+	}
+	return JoinResponse{SessionID: s.id, Created: created}, nil
+}
+
+func (s *session) validateReserve(_ workflow.Context, req ReserveRequest) error {
+	switch {
+	case req.UserUUID != s.in.UserUUID:
+		return rejection(booking.ErrWrongUser, "the session belongs to another user")
+	case req.SeatNumber < 1:
+		return rejection(booking.ErrInvalidRequest, "seatNumber must be a positive integer")
+	case req.ConcertDate.IsZero():
+		return rejection(booking.ErrInvalidRequest, "concertDate is required")
+	case s.status.Terminal():
+		return rejection(booking.ErrSessionEnded, "the session has ended")
+	case s.status == booking.StatusHeld || s.reservation != nil:
+		return rejection(booking.ErrAlreadyHolding, "this session already holds a seat; pay for it or let the hold expire")
+	case s.busy:
+		return rejection(booking.ErrBusy, "another request of this session is in progress")
+	}
+	return nil
+}
+
+// admissionGrace is how long a reserve that overtook its own admission signal waits for it.
+const admissionGrace = 10 * time.Second
+
+// reserve holds a seat. The database decides whether the seat is free; the workflow only makes sure a
+// session asks for one seat at a time.
+func (s *session) reserve(ctx workflow.Context, req ReserveRequest) (activities.Reservation, error) {
+	if s.status == booking.StatusWaiting {
+		// The API saw the session admitted in the database; the signal is on its way.
+		if _, err := workflow.AwaitWithTimeout(ctx, admissionGrace, func() bool { return s.status != booking.StatusWaiting }); err != nil {
+			return activities.Reservation{}, err
+		}
+	}
+	if err := s.validateReserve(ctx, req); err != nil {
+		return activities.Reservation{}, err
+	}
+	if s.status != booking.StatusActive {
+		return activities.Reservation{}, rejection(booking.ErrNotAdmitted, "the session is not admitted yet")
+	}
+	s.busy = true
+	defer func() { s.busy = false }()
+
+	var reservationID string
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return uuid.NewString() }).Get(&reservationID); err != nil {
+		return activities.Reservation{}, err
+	}
+	var r activities.Reservation
+	err := workflow.ExecuteLocalActivity(shortDB(ctx), acts.HoldSeat, activities.HoldInput{
+		SessionID: s.id, ConcertCode: s.in.ConcertCode, ConcertDate: req.ConcertDate, SeatNumber: req.SeatNumber,
+		ReservationID: reservationID, HoldWindow: s.in.HoldWindow,
+	}).Get(ctx, &r)
+	if err != nil {
+		return activities.Reservation{}, err
+	}
+	s.reservation = &r
+	s.setStatus(booking.StatusHeld)
+	return r, nil
+}
+
+func (s *session) validatePay(_ workflow.Context, req PayRequest) error {
+	switch {
+	case req.UserUUID != s.in.UserUUID:
+		return rejection(booking.ErrWrongUser, "the session belongs to another user")
+	case s.status.Terminal():
+		return rejection(booking.ErrSessionEnded, "the session has ended")
+	case s.status != booking.StatusHeld:
+		return rejection(booking.ErrNoSeatHeld, "this session holds no seat; reserve one first")
+	case s.busy:
+		return rejection(booking.ErrBusy, "another request of this session is in progress")
+	}
+	return nil
+}
+
+// pay sells the held seat. A short balance leaves the hold in place so the user can top up and retry.
+func (s *session) pay(ctx workflow.Context, req PayRequest) (activities.Payment, error) {
+	if err := s.validatePay(ctx, req); err != nil {
+		return activities.Payment{}, err
+	}
+	s.busy = true
+	defer func() { s.busy = false }()
+	var p activities.Payment
+	if err := workflow.ExecuteLocalActivity(shortDB(ctx), acts.Pay, s.id).Get(ctx, &p); err != nil {
+		return activities.Payment{}, err
+	}
+	s.payment = &p
+	s.setStatus(booking.StatusPaid)
+	return p, nil
+}
+
+// rejection is a business error raised by the workflow itself, typed like the activities' errors.
+func rejection(t booking.ErrorType, msg string) error {
+	return temporal.NewNonRetryableApplicationError(msg, string(t), nil)
+}
+
+// until is the timer duration to a deadline set by the database, at least a second so a deadline that has
+// just passed still fires through a timer.
+func until(ctx workflow.Context, deadline time.Time) time.Duration {
+	return max(deadline.Sub(workflow.Now(ctx)), time.Second)
+}
+
+// shortDB is for database steps a user waits on: retried briefly, then reported.
+func shortDB(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		ScheduleToCloseTimeout: 30 * time.Second,
+		StartToCloseTimeout:    10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 100 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 2 * time.Second,
+		},
+	})
+}
+
+// durableDB is for steps the session cannot go on without (joining, releasing), which must happen however
+// long the database is away.
+func durableDB(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		ScheduleToCloseTimeout: 7 * 24 * time.Hour,
+		StartToCloseTimeout:    10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+		},
+	})
+}
