@@ -1,0 +1,149 @@
+package db_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ticketing/concert/db"
+	"github.com/ticketing/concert/db/dbtest"
+)
+
+// firstMigration is the version of the only embedded migration.
+const firstMigration = "0001_booking"
+
+// openEmpty opens a Store on a fresh database that has not been migrated.
+func openEmpty(t *testing.T) *db.Store {
+	t.Helper()
+	store, err := db.Open(t.Context(), dbtest.NewURL(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	return store
+}
+
+func TestMigrateAppliesEachFileOnceAndSecondCallAppliesNothing(t *testing.T) {
+	t.Parallel()
+	store := openEmpty(t)
+
+	applied, err := store.Migrate(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{firstMigration}, applied)
+
+	applied, err = store.Migrate(t.Context())
+	require.NoError(t, err)
+	assert.Empty(t, applied)
+	assert.Equal(t, 1, count(t, store, `SELECT count(*) FROM schema_migrations`))
+	assert.Equal(t, 0, count(t, store, `SELECT count(*) FROM users`), "schema is usable after the second call")
+}
+
+func TestMigrateConcurrentCallsOnFreshDatabaseBothSucceed(t *testing.T) {
+	t.Parallel()
+	dsn := dbtest.NewURL(t)
+	// Two pools, as an API and a worker starting at the same moment would have.
+	stores := make([]*db.Store, 2)
+	for i := range stores {
+		s, err := db.Open(t.Context(), dsn)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		stores[i] = s
+	}
+
+	applied := make([][]string, len(stores))
+	errs := make([]error, len(stores))
+	together(len(stores), func(i int) { applied[i], errs[i] = stores[i].Migrate(t.Context()) })
+
+	for i := range stores {
+		require.NoError(t, errs[i], "Migrate call %d", i)
+	}
+	assert.ElementsMatch(t, []string{firstMigration}, append(applied[0], applied[1]...),
+		"exactly one of the calls applies the migration")
+	assert.Equal(t, 1, count(t, stores[0], `SELECT count(*) FROM schema_migrations`))
+}
+
+// randomDatabaseURL returns the URL of a database on the test server that does not exist yet, and drops it
+// (if anything created it) when the test ends.
+func randomDatabaseURL(t *testing.T) (dsn, name string) {
+	t.Helper()
+	u, err := url.Parse(dbtest.ServerURL())
+	require.NoError(t, err)
+	name = "concert_ensure_" + uuid.NewString()[:8]
+	u.Path = "/" + name
+	admin, err := sqlx.Open("postgres", dbtest.ServerURL())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		defer admin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+pq.QuoteIdentifier(name)+` WITH (FORCE)`); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	return u.String(), name
+}
+
+// databaseExists asks the server's catalogue whether a database exists.
+func databaseExists(t *testing.T, name string) bool {
+	t.Helper()
+	admin, err := sqlx.Open("postgres", dbtest.ServerURL())
+	require.NoError(t, err)
+	defer admin.Close()
+	var exists bool
+	require.NoError(t, admin.GetContext(t.Context(), &exists, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name))
+	return exists
+}
+
+func TestEnsureDatabaseCreatesMissingDatabase(t *testing.T) {
+	t.Parallel()
+	dsn, name := randomDatabaseURL(t)
+	require.False(t, databaseExists(t, name))
+
+	require.NoError(t, db.EnsureDatabase(t.Context(), dsn))
+
+	assert.True(t, databaseExists(t, name))
+	store, err := db.Open(t.Context(), dsn)
+	require.NoError(t, err)
+	defer store.Close()
+	require.NoError(t, store.Ping(t.Context()))
+	require.NoError(t, db.EnsureDatabase(t.Context(), dsn), "a second call finds the database and succeeds")
+}
+
+func TestEnsureDatabaseLeavesExistingDatabaseAsItIs(t *testing.T) {
+	t.Parallel()
+	dsn := dbtest.NewURL(t)
+	store, err := db.Open(t.Context(), dsn)
+	require.NoError(t, err)
+	defer store.Close()
+	exec(t, store, `CREATE TABLE marker (id INT)`)
+	exec(t, store, `INSERT INTO marker VALUES (42)`)
+
+	require.NoError(t, db.EnsureDatabase(t.Context(), dsn))
+
+	assert.Equal(t, 1, count(t, store, `SELECT count(*) FROM marker WHERE id = 42`), "the database was not recreated")
+}
+
+func TestEnsureDatabaseRejectsURLsWithoutDatabase(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		dsn  string
+	}{
+		{name: "key-value DSN instead of URL", dsn: "host=127.0.0.1 dbname=concert"},
+		{name: "URL naming no database", dsn: "postgres://postgres@127.0.0.1:5432/"},
+		{name: "URL without path", dsn: "postgres://postgres@127.0.0.1:5432"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := db.EnsureDatabase(t.Context(), tt.dsn)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "DATABASE_URL")
+		})
+	}
+}
