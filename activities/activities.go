@@ -51,6 +51,10 @@ func (a *Activities) JoinQueue(ctx context.Context, in JoinInput) (JoinResult, e
 		SessionID: in.SessionID, WorkflowID: in.WorkflowID, ConcertCode: in.ConcertCode,
 		UserUUID: in.UserUUID, AdmissionWindow: in.AdmissionWindow,
 	})
+	if errors.Is(err, db.ErrNotFound) {
+		// The concert is gone (or never existed): retrying cannot help.
+		return JoinResult{}, business(booking.ErrInvalidRequest, "the concert does not exist", err)
+	}
 	if err != nil {
 		return JoinResult{}, classify(err)
 	}
@@ -128,6 +132,9 @@ func (a *Activities) Release(ctx context.Context, in ReleaseInput) (booking.Stat
 		return "", classify(err)
 	}
 	s, err := a.Store.GetSession(ctx, in.SessionID)
+	if errors.Is(err, db.ErrNotFound) {
+		return in.Status, nil // the session never reached the database: nothing was held
+	}
 	if err != nil {
 		return "", classify(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/ticketing/concert/activities"
+	"github.com/ticketing/concert/booking"
 )
 
 const (
@@ -26,7 +27,7 @@ const (
 // It ends when the concert is sold out; a later wake starts it again.
 func Admission(ctx workflow.Context, in AdmissionInput) error {
 	if in.Tick <= 0 || in.AdmissionWindow <= 0 {
-		return temporal.NewNonRetryableApplicationError("tick and admission window must be positive", "InvalidRequest", nil)
+		return temporal.NewNonRetryableApplicationError("tick and admission window must be positive", string(booking.ErrInvalidRequest), nil)
 	}
 	view := AdmissionView{ConcertCode: in.ConcertCode}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (AdmissionView, error) { return view, nil }); err != nil {

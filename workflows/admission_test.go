@@ -1,0 +1,235 @@
+package workflows
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/ticketing/concert/activities"
+	"github.com/ticketing/concert/booking"
+)
+
+const testTick = 3 * time.Second
+
+func admissionInput() AdmissionInput {
+	return AdmissionInput{ConcertCode: testConcert, AdmissionWindow: testAdmissionWindow, Tick: testTick}
+}
+
+func newAdmissionHarness(t *testing.T) *harness {
+	return newHarness(t, AdmissionWorkflowID(testConcert))
+}
+
+// expectStep makes the next AdmitNext answer res.
+func (h *harness) expectStep(res activities.AdmitResult) {
+	h.env.OnActivity(acts.AdmitNext, mock.Anything,
+		activities.AdmitInput{ConcertCode: testConcert, AdmissionWindow: testAdmissionWindow}).Return(res, nil).Once()
+}
+
+// expectNotify expects NotifyAdmissions with exactly list.
+func (h *harness) expectNotify(list []activities.Admission) {
+	h.env.OnActivity(acts.NotifyAdmissions, mock.Anything, list).Return(nil).Once()
+}
+
+// stepTimes are the workflow times, relative to t0, at which AdmitNext ran.
+func (h *harness) stepTimes() []time.Duration {
+	var out []time.Duration
+	for _, c := range h.callsTo("AdmitNext") {
+		out = append(out, c.At.Sub(t0))
+	}
+	return out
+}
+
+// admissionEnded checks the waiting room completed normally and every expectation was met.
+func (h *harness) admissionEnded() {
+	h.t.Helper()
+	require.True(h.t, h.env.IsWorkflowCompleted())
+	require.NoError(h.t, h.env.GetWorkflowError())
+	h.env.AssertExpectations(h.t)
+}
+
+func admitted(n int) activities.Admission {
+	id := string(rune('a' + n))
+	return activities.Admission{
+		SessionID: "run-" + id, WorkflowID: SessionWorkflowID(testConcert, "user-"+id),
+		Notice: booking.AdmissionNotice{Status: booking.StatusActive, ActiveUntil: t0.Add(testAdmissionWindow)},
+	}
+}
+
+func TestAdmission_StepThatAdmits_NotifiesExactlyAdmitNextsList(t *testing.T) {
+	h := newAdmissionHarness(t)
+	first := []activities.Admission{admitted(0), admitted(1)}
+	h.expectStep(activities.AdmitResult{Notify: first, Admitted: 2, Live: 2, MaxActive: 2})
+	h.expectNotify(first)
+	soldOut := []activities.Admission{{SessionID: "run-z", WorkflowID: "booking-IU-2026-z",
+		Notice: booking.AdmissionNotice{Status: booking.StatusSoldOut}}}
+	h.expectStep(activities.AdmitResult{Notify: soldOut, SoldOut: true})
+	h.expectNotify(soldOut)
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []string{"AdmitNext", "NotifyAdmissions", "AdmitNext", "NotifyAdmissions"}, h.names())
+	assert.Equal(t, first, h.call("NotifyAdmissions", 0).Args[0])
+	assert.Equal(t, soldOut, h.call("NotifyAdmissions", 1).Args[0])
+}
+
+func TestAdmission_StepAdmitsNobody_DoesNotNotify(t *testing.T) {
+	h := newAdmissionHarness(t)
+	h.expectStep(activities.AdmitResult{Waiting: 3, Live: 5, MaxActive: 5})
+	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []string{"AdmitNext", "AdmitNext"}, h.names())
+}
+
+func TestAdmission_FullBatchWithRoomLeft_StepsAgainAtOnce(t *testing.T) {
+	h := newAdmissionHarness(t)
+	batch := []activities.Admission{admitted(0)}
+	h.expectStep(activities.AdmitResult{Notify: batch, Admitted: 1, Waiting: 4, Live: 1, MaxActive: 5})
+	h.expectNotify(batch)
+	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []time.Duration{0, 0}, h.stepTimes())
+	assert.Empty(t, h.timers, "no sleep between the batches")
+}
+
+func TestAdmission_WaitersWithoutFreeSlot_StepsAgainAfterTick(t *testing.T) {
+	h := newAdmissionHarness(t)
+	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5})
+	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5})
+	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []time.Duration{0, testTick, 2 * testTick}, h.stepTimes())
+}
+
+func TestAdmission_PausedWithWaiters_SleepsTheIdleMinute(t *testing.T) {
+	h := newAdmissionHarness(t)
+	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 0, MaxActive: 5, Paused: true})
+	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []time.Duration{0, admissionIdle}, h.stepTimes())
+}
+
+func TestAdmission_NobodyWaiting_SleepsUntilWakeSignal(t *testing.T) {
+	h := newAdmissionHarness(t)
+	h.expectStep(activities.AdmitResult{MaxActive: 5})
+	h.expectStep(activities.AdmitResult{MaxActive: 5})
+	h.expectStep(activities.AdmitResult{MaxActive: 5})
+	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.forbidOthers()
+	h.signal(20*time.Second, SignalWake, nil)
+	// Two wakes delivered in one workflow task make one step, not two.
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflowSkippingWorkflowTask(SignalWake, nil)
+		h.env.SignalWorkflow(SignalWake, nil)
+	}, 45*time.Second)
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []time.Duration{0, 20 * time.Second, 45 * time.Second, 45*time.Second + admissionIdle}, h.stepTimes())
+}
+
+func TestAdmission_NobodyWaitingAndNoWake_StepsAfterIdleMinute(t *testing.T) {
+	h := newAdmissionHarness(t)
+	h.expectStep(activities.AdmitResult{MaxActive: 5})
+	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []time.Duration{0, admissionIdle}, h.stepTimes())
+}
+
+func TestAdmission_SoldOut_CompletesAtOnce(t *testing.T) {
+	h := newAdmissionHarness(t)
+	h.expectStep(activities.AdmitResult{SoldOut: true, MaxActive: 5})
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []string{"AdmitNext"}, h.names())
+	assert.Empty(t, h.timers)
+}
+
+func TestAdmission_AfterStepsPerRun_ContinuesAsNewWithSameInput(t *testing.T) {
+	h := newAdmissionHarness(t)
+	h.env.OnActivity(acts.AdmitNext, mock.Anything, mock.Anything).
+		Return(activities.AdmitResult{MaxActive: 5}, nil).Times(admissionStepsPerRun)
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	require.True(t, h.env.IsWorkflowCompleted())
+	err := h.env.GetWorkflowError()
+	require.True(t, workflow.IsContinueAsNewError(err), "continues as new, got %v", err)
+	h.env.AssertExpectations(t)
+	assert.Len(t, h.callsTo("AdmitNext"), admissionStepsPerRun)
+
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(err, &can))
+	assert.Equal(t, "Admission", can.WorkflowType.Name)
+	var next AdmissionInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	assert.Equal(t, admissionInput(), next)
+}
+
+func TestAdmission_StatusQuery_ReportsLastStep(t *testing.T) {
+	h := newAdmissionHarness(t)
+	batch := []activities.Admission{admitted(0), admitted(1)}
+	h.expectStep(activities.AdmitResult{Notify: batch, Admitted: 2, Waiting: 7, Live: 5, MaxActive: 5})
+	h.expectNotify(batch)
+	h.expectStep(activities.AdmitResult{Admitted: 0, Waiting: 7, Live: 5, MaxActive: 5})
+	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.forbidOthers()
+	afterOne := query[AdmissionView](h, testTick/2)
+	afterTwo := query[AdmissionView](h, testTick+testTick/2)
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, AdmissionView{ConcertCode: testConcert, Steps: 1, Admitted: 2, Waiting: 7, Live: 5, MaxActive: 5}, *afterOne)
+	assert.Equal(t, AdmissionView{ConcertCode: testConcert, Steps: 2, Admitted: 2, Waiting: 7, Live: 5, MaxActive: 5}, *afterTwo)
+}
+
+func TestAdmission_InvalidInput_FailsWithoutStepping(t *testing.T) {
+	for name, in := range map[string]AdmissionInput{
+		"no tick":             {ConcertCode: testConcert, AdmissionWindow: time.Minute},
+		"no admission window": {ConcertCode: testConcert, Tick: time.Second},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newAdmissionHarness(t)
+			h.forbidOthers()
+
+			h.env.ExecuteWorkflow(Admission, in)
+
+			require.True(t, h.env.IsWorkflowCompleted())
+			assert.Equal(t, string(booking.ErrInvalidRequest), errorType(h.env.GetWorkflowError()))
+			assert.Empty(t, h.names())
+		})
+	}
+}
