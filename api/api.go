@@ -31,6 +31,9 @@ type Config struct {
 	AdmissionWindow time.Duration
 	// AdmissionTick is how often a waiting room with waiting sessions looks for free slots.
 	AdmissionTick time.Duration
+	// StuckGrace is how far past its deadline a live session must be to count as stuck; 0 means
+	// DefaultStuckGrace.
+	StuckGrace time.Duration
 	// Logger receives request logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -62,6 +65,9 @@ func New(store *db.Store, tc client.Client, cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	if cfg.StuckGrace <= 0 {
+		cfg.StuckGrace = DefaultStuckGrace
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -72,26 +78,30 @@ func New(store *db.Store, tc client.Client, cfg Config) (http.Handler, error) {
 // routes is the route table: every endpoint of the API, in one place.
 func (h *Handler) routes() http.Handler {
 	r := mux.NewRouter()
-	v1 := r.PathPrefix("/api/v1").Subrouter()
-	v1.HandleFunc("/concerts/{concertCode}/token", h.issueToken).Methods(http.MethodPost)
-	v1.HandleFunc("/concerts/{concertCode}/token", h.tokenStatus).Methods(http.MethodGet)
-	v1.HandleFunc("/concerts/{concertCode}", h.concertDates).Methods(http.MethodGet)
-	v1.HandleFunc("/concerts/{concertCode}/seats", h.seatMap).Methods(http.MethodGet)
-	v1.HandleFunc("/concerts/{concertCode}", h.reserve).Methods(http.MethodPatch)
-	v1.HandleFunc("/users", h.createUser).Methods(http.MethodPost)
-	v1.HandleFunc("/users/{UUID}/balance", h.balance).Methods(http.MethodGet)
-	v1.HandleFunc("/users/{UUID}/balance", h.topUp).Methods(http.MethodPatch)
-	v1.HandleFunc("/payments", h.pay).Methods(http.MethodPost)
-	v1.HandleFunc("/admin/concerts", h.admin(h.createConcert)).Methods(http.MethodPost)
+	const v1 = "/api/v1"
+	r.HandleFunc(v1+"/concerts/{concertCode}/token", h.issueToken).Methods(http.MethodPost)
+	r.HandleFunc(v1+"/concerts/{concertCode}/token", h.tokenStatus).Methods(http.MethodGet)
+	r.HandleFunc(v1+"/concerts/{concertCode}", h.concertDates).Methods(http.MethodGet)
+	r.HandleFunc(v1+"/concerts/{concertCode}/seats", h.seatMap).Methods(http.MethodGet)
+	r.HandleFunc(v1+"/concerts/{concertCode}", h.reserve).Methods(http.MethodPatch)
+	r.HandleFunc(v1+"/users", h.createUser).Methods(http.MethodPost)
+	r.HandleFunc(v1+"/users/{UUID}/balance", h.balance).Methods(http.MethodGet)
+	r.HandleFunc(v1+"/users/{UUID}/balance", h.topUp).Methods(http.MethodPatch)
+	r.HandleFunc(v1+"/payments", h.pay).Methods(http.MethodPost)
+	r.HandleFunc(v1+"/admin/concerts", h.admin(h.createConcert)).Methods(http.MethodPost)
+	r.HandleFunc(v1+"/admin/concerts/{concertCode}/admission", h.admin(h.setAdmission)).Methods(http.MethodPost)
+	r.HandleFunc(v1+"/admin/bookings", h.admin(h.listBookings)).Methods(http.MethodGet)
+	r.HandleFunc(v1+"/admin/bookings/{bookingId}/cancel", h.admin(h.cancelBooking)).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", h.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", h.readyz).Methods(http.MethodGet)
 	r.HandleFunc("/openapi.yaml", serveOpenAPI).Methods(http.MethodGet)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, problem(http.StatusNotFound, "not-found", "no endpoint at "+r.URL.Path))
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	notAllowed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, problem(http.StatusMethodNotAllowed, "method-not-allowed", r.Method+" is not allowed on "+r.URL.Path))
 	})
+	r.NotFoundHandler, r.MethodNotAllowedHandler = notFound, notAllowed
 	return h.recoverer(h.logRequests(r))
 }
 

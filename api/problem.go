@@ -69,6 +69,8 @@ var problemTitles = map[string]string{
 	"hold-expired":         "The hold has expired",
 	"service-unavailable":  "The service is temporarily unavailable",
 	"internal-error":       "Internal error",
+	"booking-not-found":    "No booking has this ID",
+	"booking-paid":         "The booking is paid",
 }
 
 // businessProblems maps each business error type raised by workflows and activities to its HTTP form: the

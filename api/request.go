@@ -71,6 +71,9 @@ func (b body) integer(name string) (int64, *Problem) {
 	if !ok || string(raw) == "null" {
 		return 0, invalid("%s is required", name)
 	}
+	if len(raw) == 0 || raw[0] == '"' { // json.Number would accept a quoted number
+		return 0, invalid("%s must be an integer", name)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var n json.Number

@@ -110,6 +110,8 @@ func (h *Handler) joinSession(ctx context.Context, code, userID string, out *wor
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes:    workflows.StartSearchAttributes(code, time.Now()),
+		StaticSummary:            "Booking session of one user for concert " + code,
 	}, workflows.BookingSession, workflows.SessionInput{
 		ConcertCode: code, UserUUID: userID, HoldWindow: h.cfg.HoldWindow, AdmissionWindow: h.cfg.AdmissionWindow,
 	})

@@ -124,9 +124,11 @@ func (s *session) run(ctx workflow.Context) (res SessionResult, err error) {
 	s.joined = true
 	switch joined.Status {
 	case booking.StatusActive:
-		s.admit(joined.ActiveUntil)
+		s.admit(ctx, joined.ActiveUntil)
 	case booking.StatusSoldOut:
-		s.setStatus(booking.StatusSoldOut)
+		s.setStatus(ctx, booking.StatusSoldOut)
+	default:
+		s.publish(ctx)
 	}
 
 	for !s.status.Terminal() {
@@ -161,9 +163,9 @@ func (s *session) waitForAdmission(ctx workflow.Context) error {
 	}
 	switch s.admission.Status {
 	case booking.StatusActive:
-		s.admit(s.admission.ActiveUntil)
+		s.admit(ctx, s.admission.ActiveUntil)
 	case booking.StatusSoldOut:
-		s.setStatus(booking.StatusSoldOut)
+		s.setStatus(ctx, booking.StatusSoldOut)
 	default:
 		s.admission = nil // not a notice this status acts on
 	}
@@ -181,7 +183,7 @@ func (s *session) waitForReservation(ctx workflow.Context) error {
 		return err
 	}
 	if ok { // sold out while the user was choosing; the waiting room already recorded it
-		s.setStatus(booking.StatusSoldOut)
+		s.setStatus(ctx, booking.StatusSoldOut)
 		return nil
 	}
 	return s.expireWhenIdle(ctx)
@@ -224,21 +226,22 @@ func (s *session) end(ctx workflow.Context, status booking.Status) error {
 	if !final.Terminal() {
 		final = status
 	}
-	s.setStatus(final)
+	s.setStatus(ctx, final)
 	return nil
 }
 
-func (s *session) admit(activeUntil time.Time) {
+func (s *session) admit(ctx workflow.Context, activeUntil time.Time) {
 	s.activeUntil = activeUntil
-	s.setStatus(booking.StatusActive)
+	s.setStatus(ctx, booking.StatusActive)
 }
 
-// setStatus is the one place a session changes status.
-func (s *session) setStatus(st booking.Status) {
+// setStatus is the one place a session changes status; it republishes the search attributes.
+func (s *session) setStatus(ctx workflow.Context, st booking.Status) {
 	if s.status != st {
 		s.logger.Info("Session status", "From", s.status, "To", st)
 	}
 	s.status = st
+	s.publish(ctx)
 }
 
 func (s *session) result() SessionResult {
@@ -324,7 +327,7 @@ func (s *session) reserve(ctx workflow.Context, req ReserveRequest) (activities.
 		return activities.Reservation{}, err
 	}
 	s.reservation = &r
-	s.setStatus(booking.StatusHeld)
+	s.setStatus(ctx, booking.StatusHeld)
 	return r, nil
 }
 
@@ -354,7 +357,7 @@ func (s *session) pay(ctx workflow.Context, req PayRequest) (activities.Payment,
 		return activities.Payment{}, err
 	}
 	s.payment = &p
-	s.setStatus(booking.StatusPaid)
+	s.setStatus(ctx, booking.StatusPaid)
 	return p, nil
 }
 

@@ -24,6 +24,7 @@ const (
 	envTemporalUIPort    = "CONCERT_TEMPORAL_UI_PORT"
 	envDataDir           = "CONCERT_DATA_DIR"
 	envLogLevel          = "CONCERT_LOG_LEVEL"
+	envAPIURL            = "CONCERT_API_URL" // where `concert admin` finds the API
 )
 
 // Defaults for development. The dev admin token and token secret are printed by `concert dev` and refused
@@ -38,6 +39,7 @@ const (
 	defaultTemporalPort   = 7233
 	defaultTemporalUIPort = 8233
 	defaultDataDir        = ".concert-dev"
+	defaultAPIURL         = "http://127.0.0.1:8080"
 )
 
 // config is the whole configuration of the binary; each subcommand reads the part it needs.

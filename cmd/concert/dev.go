@@ -1,3 +1,5 @@
+//go:build !nodev
+
 package main
 
 import (
@@ -10,6 +12,7 @@ import (
 
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/internal/devserver"
+	"github.com/ticketing/concert/workflows"
 )
 
 // The demo data `concert dev` seeds, documented in the README.
@@ -54,6 +57,7 @@ func runDev(ctx context.Context, cfg config, out io.Writer) error {
 	opts := devserver.DefaultOptions()
 	opts.DataDir, opts.Port, opts.UIPort, opts.Namespace = cfg.DataDir, cfg.TemporalPort, cfg.TemporalUIPort, cfg.TemporalNamespace
 	opts.Logger = log.With("component", "temporal-server")
+	opts.SearchAttributes = workflows.SearchAttributes()
 	srv, err := devserver.Start(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("start embedded Temporal (set %s/%s to free ports, %s to another directory): %w",

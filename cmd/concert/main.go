@@ -4,6 +4,7 @@
 //	concert api      the HTTP API, against an external Temporal cluster and PostgreSQL
 //	concert worker   the Temporal worker that runs the booking workflows and activities
 //	concert migrate  apply the database migrations
+//	concert admin    support and operator commands (list and cancel bookings, pause admission)
 //
 // Configuration comes from environment variables (see config.go and the README); flags mirror them.
 package main
@@ -34,6 +35,7 @@ commands:
   api      run the HTTP API against TEMPORAL_ADDRESS and DATABASE_URL
   worker   run the Temporal worker against TEMPORAL_ADDRESS and DATABASE_URL
   migrate  apply database migrations to DATABASE_URL
+  admin    support and operator commands against the API (bookings list|cancel, admission)
 
 Run "concert <command> -h" for the flags of a command.
 `
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return runMigrate(ctx, cfg, out)
+	case "admin":
+		return runAdmin(ctx, rest, out)
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return nil

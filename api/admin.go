@@ -1,0 +1,352 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/ticketing/concert/booking"
+	"github.com/ticketing/concert/db"
+	"github.com/ticketing/concert/workflows"
+)
+
+// DefaultStuckGrace is how far past its deadline (the end of its admission or hold window) a live session
+// must be before support tooling calls it stuck. A session that far past its deadline means the workers are
+// not making progress: its timer should have ended it long ago.
+const DefaultStuckGrace = time.Minute
+
+// admissionResponse reports a concert's waiting-room settings.
+type admissionResponse struct {
+	ConcertCode string `json:"concertCode"`
+	Paused      bool   `json:"paused"`
+	MaxActive   int    `json:"maxActive"`
+}
+
+// setAdmission pauses or resumes a concert's admission and changes maxActive; the waiting room is woken so
+// the change takes effect at once. Lowering maxActive admits nobody new until enough sessions have left;
+// nobody admitted is turned away.
+func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
+	code := mux.Vars(r)["concertCode"]
+	if p := h.concertExists(r.Context(), code); p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	b, p := readBody(w, r, false)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	var paused *bool
+	if raw, ok := b["paused"]; ok && string(raw) != "null" {
+		switch string(raw) {
+		case "true", "false":
+			v := string(raw) == "true"
+			paused = &v
+		default:
+			writeProblem(w, r, invalid("paused must be true or false"))
+			return
+		}
+	}
+	var maxActive *int
+	if _, ok := b["maxActive"]; ok {
+		n, p := b.integer("maxActive")
+		if p != nil {
+			writeProblem(w, r, p)
+			return
+		}
+		if n < 1 || n > maxMaxActive {
+			writeProblem(w, r, invalid("maxActive must be between 1 and %d", maxMaxActive))
+			return
+		}
+		v := int(n)
+		maxActive = &v
+	}
+	if paused == nil && maxActive == nil {
+		writeProblem(w, r, invalid("give paused, maxActive or both"))
+		return
+	}
+	c, err := h.store.SetAdmission(r.Context(), code, paused, maxActive)
+	if err != nil {
+		writeProblem(w, r, h.storeProblem(err, "concert-not-found", "no concert has code "+code))
+		return
+	}
+	reason := fmt.Sprintf("paused=%t maxActive=%d", c.AdmissionPaused, c.MaxActive)
+	if _, err := h.store.RecordAudit(r.Context(), db.AuditEntry{
+		Action: "admission", Target: code, Actor: actor(r, nil), Reason: reason, Outcome: "applied",
+	}); err != nil {
+		h.log.Error("Could not audit an admission change", "concertCode", code, "error", err)
+	}
+	if err := h.wakeAdmission(r.Context(), code); err != nil {
+		h.log.Warn("Could not wake the waiting room", "concertCode", code, "error", err)
+	}
+	h.log.Info("Admission changed", "concertCode", code, "paused", c.AdmissionPaused, "maxActive", c.MaxActive)
+	writeJSON(w, http.StatusOK, admissionResponse{ConcertCode: c.Code, Paused: c.AdmissionPaused, MaxActive: c.MaxActive})
+}
+
+// bookingView is one session as support staff see it.
+type bookingView struct {
+	BookingID   string     `json:"bookingId"`
+	RunID       string     `json:"runId"`
+	ConcertCode string     `json:"concertCode"`
+	UUID        string     `json:"UUID"`
+	Status      string     `json:"status"`
+	ConcertDate *string    `json:"concertDate"`
+	SeatNumber  *int64     `json:"seatNumber"`
+	Since       *time.Time `json:"since"`
+	Deadline    *time.Time `json:"deadline"`
+	Stuck       bool       `json:"stuck"`
+	Running     bool       `json:"running"`
+}
+
+// maxListLimit bounds one page of the bookings list.
+const maxListLimit = 1000
+
+// listBookings lists sessions from Temporal visibility, filtered by concert, status and stuckness.
+func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	clauses := []string{"WorkflowType = 'BookingSession'"}
+	if code := q.Get("concertCode"); code != "" {
+		if !booking.ValidConcertCode(code) {
+			writeProblem(w, r, invalid("concertCode %q is not a valid concert code", code))
+			return
+		}
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", workflows.ConcertCodeKey.GetName(), code))
+	}
+	if st := q.Get("status"); st != "" {
+		if !booking.Status(st).Valid() {
+			writeProblem(w, r, invalid("status must be one of WAITING, ACTIVE, HELD, PAID, EXPIRED, CANCELLED, SOLD_OUT"))
+			return
+		}
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", workflows.BookingStatusKey.GetName(), st))
+	}
+	now := time.Now()
+	stuckOnly := false
+	if s := q.Get("stuckOnly"); s != "" {
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			writeProblem(w, r, invalid("stuckOnly must be true or false"))
+			return
+		}
+		stuckOnly = v
+	}
+	if stuckOnly {
+		clauses = append(clauses, fmt.Sprintf("ExecutionStatus = 'Running' AND %s IN ('ACTIVE', 'HELD') AND %s < '%s'",
+			workflows.BookingStatusKey.GetName(), workflows.BookingDeadlineKey.GetName(),
+			now.Add(-h.cfg.StuckGrace).UTC().Format(time.RFC3339Nano)))
+	}
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxListLimit {
+			writeProblem(w, r, invalid("limit must be between 1 and %d", maxListLimit))
+			return
+		}
+		limit = n
+	}
+	var pageToken []byte
+	if s := q.Get("pageToken"); s != "" {
+		t, err := base64.RawURLEncoding.DecodeString(s)
+		if err != nil {
+			writeProblem(w, r, invalid("pageToken is not a token this API returned"))
+			return
+		}
+		pageToken = t
+	}
+	resp, err := h.temporal.ListWorkflow(r.Context(), &workflowservice.ListWorkflowExecutionsRequest{
+		PageSize: int32(limit), NextPageToken: pageToken, Query: strings.Join(clauses, " AND "),
+	})
+	if err != nil {
+		var invalidArg *serviceerror.InvalidArgument
+		if errors.As(err, &invalidArg) {
+			writeProblem(w, r, invalid("pageToken is not a token this API returned"))
+			return
+		}
+		writeProblem(w, r, workflowProblem(h.log, err))
+		return
+	}
+	out := make([]bookingView, 0, len(resp.Executions))
+	for _, ex := range resp.Executions {
+		out = append(out, toBookingView(ex.GetExecution().GetWorkflowId(), ex.GetExecution().GetRunId(),
+			ex.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, ex.GetSearchAttributes(), now, h.cfg.StuckGrace))
+	}
+	body := map[string]any{"bookings": out, "stuckGraceSeconds": h.cfg.StuckGrace.Seconds()}
+	if len(resp.NextPageToken) > 0 {
+		body["nextPageToken"] = base64.RawURLEncoding.EncodeToString(resp.NextPageToken)
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// toBookingView reads a session's search attributes. The user's UUID is the tail of the workflow ID; it is
+// not a search attribute, so no personal data sits in visibility.
+func toBookingView(workflowID, runID string, running bool, sa *commonpb.SearchAttributes, now time.Time, grace time.Duration) bookingView {
+	v := bookingView{BookingID: workflowID, RunID: runID, Running: running}
+	if len(workflowID) > 36 {
+		v.UUID = workflowID[len(workflowID)-36:]
+	}
+	dc := converter.GetDefaultDataConverter()
+	fields := sa.GetIndexedFields()
+	decode := func(name string, into any) bool {
+		p, ok := fields[name]
+		return ok && dc.FromPayload(p, into) == nil
+	}
+	decode(workflows.ConcertCodeKey.GetName(), &v.ConcertCode)
+	decode(workflows.BookingStatusKey.GetName(), &v.Status)
+	var t time.Time
+	if decode(workflows.ConcertDateKey.GetName(), &t) {
+		d := booking.FormatDate(t)
+		v.ConcertDate = &d
+	}
+	var n int64
+	if decode(workflows.SeatNumberKey.GetName(), &n) {
+		v.SeatNumber = &n
+	}
+	if decode(workflows.BookingStatusSinceKey.GetName(), &t) {
+		u := t.UTC()
+		v.Since = &u
+	}
+	if decode(workflows.BookingDeadlineKey.GetName(), &t) {
+		u := t.UTC()
+		v.Deadline = &u
+		st := booking.Status(v.Status)
+		v.Stuck = running && (st == booking.StatusActive || st == booking.StatusHeld) && u.Before(now.Add(-grace))
+	}
+	return v
+}
+
+// outcomePending is the audit outcome of a cancellation that was requested but had not completed when the
+// request stopped waiting.
+const outcomePending = "cancel requested"
+
+// cancelWait bounds how long a cancel request waits for the session's compensation to finish.
+const cancelWait = 20 * time.Second
+
+// cancelBooking cancels a session that has not paid: the workflow's own compensation releases its seat and
+// ends it CANCELLED, and the action is audited. Cancelling an ended session changes nothing; a paid one
+// answers 409.
+func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := mux.Vars(r)["bookingId"]
+	if !strings.HasPrefix(id, "booking-") || len(id) > 200 {
+		writeProblem(w, r, problem(http.StatusNotFound, "booking-not-found", "no booking has ID "+id))
+		return
+	}
+	b, p := readBody(w, r, false)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	reason, p := b.str("reason")
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	if reason = strings.TrimSpace(reason); reason == "" || len(reason) > 500 {
+		writeProblem(w, r, invalid("reason must be 1-500 characters"))
+		return
+	}
+	who := actor(r, b)
+	desc, err := h.temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			writeProblem(w, r, problem(http.StatusNotFound, "booking-not-found", "no booking has ID "+id))
+			return
+		}
+		writeProblem(w, r, workflowProblem(h.log, err))
+		return
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	runID := info.GetExecution().GetRunId()
+	running := info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+
+	outcome, status, p := h.cancelSession(ctx, id, runID, running)
+	audit := db.AuditEntry{Action: "cancel", Target: id, SessionID: &runID, Actor: who, Reason: reason, Outcome: outcome}
+	if _, err := h.store.RecordAudit(ctx, audit); err != nil {
+		h.log.Error("Could not audit a cancellation", "bookingId", id, "error", err)
+		if p == nil {
+			p = h.storeProblem(err, "", "")
+		}
+	}
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	h.log.Info("Booking cancelled by support", "bookingId", id, "actor", who, "outcome", outcome)
+	code := http.StatusOK
+	if outcome == outcomePending {
+		code = http.StatusAccepted // the workers are behind; the cancellation stands and completes when they catch up
+	}
+	writeJSON(w, code, map[string]any{"bookingId": id, "runId": runID, "status": status, "outcome": outcome})
+}
+
+// cancelSession does the cancellation and says what came of it: the outcome for the audit, the session's
+// status, or the problem to answer with.
+func (h *Handler) cancelSession(ctx context.Context, workflowID, runID string, running bool) (string, string, *Problem) {
+	s, err := h.store.GetSession(ctx, runID)
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return "failed", "", h.storeProblem(err, "", "")
+	}
+	switch {
+	case err == nil && s.Status == string(booking.StatusPaid):
+		return "refused: paid", s.Status, problem(http.StatusConflict, "booking-paid", "the booking is paid; cancelling it would need a refund")
+	case err == nil && booking.Status(s.Status).Terminal():
+		return "already ended", s.Status, nil
+	case !running:
+		// The workflow is gone (terminated) but the database still calls the session live: release it here,
+		// since no compensation will ever run.
+		if err := h.store.Release(ctx, runID, string(booking.StatusCancelled)); err != nil {
+			return "failed", "", h.storeProblem(err, "", "")
+		}
+		return "released without workflow", string(booking.StatusCancelled), nil
+	}
+	if err := h.temporal.CancelWorkflow(ctx, workflowID, runID); err != nil {
+		var notFound *serviceerror.NotFound
+		if !errors.As(err, &notFound) {
+			return "failed", "", workflowProblem(h.log, err)
+		}
+	}
+	// Wait for the compensation: the run closes once the seat is released.
+	wctx, cancel := context.WithTimeout(ctx, cancelWait)
+	defer cancel()
+	_ = h.temporal.GetWorkflow(wctx, workflowID, runID).Get(wctx, nil)
+	s, err = h.store.GetSession(ctx, runID)
+	switch {
+	case err != nil && errors.Is(err, db.ErrNotFound):
+		return "cancelled", string(booking.StatusCancelled), nil
+	case err != nil:
+		return "failed", "", h.storeProblem(err, "", "")
+	case s.Status == string(booking.StatusPaid):
+		return "refused: paid", s.Status, problem(http.StatusConflict, "booking-paid", "the booking was paid before the cancellation took effect")
+	case !booking.Status(s.Status).Terminal():
+		return outcomePending, s.Status, nil
+	}
+	return "cancelled", s.Status, nil
+}
+
+// actor names who did an admin action: the body's "actor", else the X-Actor header, else "admin". The admin
+// token is shared, so this is what the caller says, recorded for the audit trail.
+func actor(r *http.Request, b body) string {
+	if b != nil {
+		if _, ok := b["actor"]; ok {
+			if s, p := b.str("actor"); p == nil && strings.TrimSpace(s) != "" && len(s) <= 100 {
+				return strings.TrimSpace(s)
+			}
+		}
+	}
+	if s := strings.TrimSpace(r.Header.Get("X-Actor")); s != "" && len(s) <= 100 {
+		return s
+	}
+	return "admin"
+}

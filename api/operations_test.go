@@ -1,0 +1,199 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/ticketing/concert/internal/teststack"
+	"github.com/ticketing/concert/workflows"
+)
+
+func listBookings(t *testing.T, s *teststack.Stack, query string) []map[string]any {
+	t.Helper()
+	r := s.Do(http.MethodGet, "/api/v1/admin/bookings?"+query, teststack.AdminToken, nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	var out []map[string]any
+	for _, b := range r.Body["bookings"].([]any) {
+		out = append(out, b.(map[string]any))
+	}
+	return out
+}
+
+func bookingIDs(bs []map[string]any) []string {
+	ids := []string{}
+	for _, b := range bs {
+		ids = append(ids, b["bookingId"].(string))
+	}
+	return ids
+}
+
+// TestSearchAttributesFindSessionsByConcertAndStatus proves that operators can filter sessions in Temporal
+// visibility by ConcertCode, BookingStatus, ConcertDate and SeatNumber, through the admin API and with the
+// very filter they type in the Temporal UI.
+func TestSearchAttributesFindSessionsByConcertAndStatus(t *testing.T) {
+	t.Parallel()
+	s := teststack.Start(t, teststack.Options{})
+	s.CreateConcert("OPS", 2, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
+	s.CreateConcert("ELSE", 3, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
+	held, active, paid, waiting, elsewhere := s.CreateUser(0), s.CreateUser(0), s.CreateUser(price), s.CreateUser(0), s.CreateUser(0)
+	h := s.Token("OPS", held)
+	require.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/OPS", h.Str("token"), reserveBody(held, eve, 3)).Status)
+	p := s.Token("OPS", paid)
+	require.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/OPS", p.Str("token"), reserveBody(paid, eve, 4)).Status)
+	require.Equal(t, http.StatusCreated, s.Do(http.MethodPost, "/api/v1/payments", p.Str("token"), map[string]any{"UUID": paid}).Status)
+	require.Equal(t, "ACTIVE", s.Token("OPS", active).Str("status"))
+	require.Equal(t, "WAITING", s.Token("OPS", waiting).Str("status"))
+	s.Token("ELSE", elsewhere)
+
+	id := func(user string) string { return workflows.SessionWorkflowID("OPS", user) }
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, []string{id(held)}, bookingIDs(listBookings(t, s, "concertCode=OPS&status=HELD")))
+		assert.Equal(c, []string{id(active)}, bookingIDs(listBookings(t, s, "concertCode=OPS&status=ACTIVE")))
+		assert.Equal(c, []string{id(paid)}, bookingIDs(listBookings(t, s, "concertCode=OPS&status=PAID")))
+		assert.Equal(c, []string{id(waiting)}, bookingIDs(listBookings(t, s, "concertCode=OPS&status=WAITING")))
+		assert.Len(c, listBookings(t, s, "concertCode=OPS"), 4)
+		assert.Len(c, listBookings(t, s, "concertCode=ELSE"), 1)
+	}, 30*time.Second, 200*time.Millisecond)
+
+	b := listBookings(t, s, "concertCode=OPS&status=HELD")[0]
+	assert.Equal(t, "OPS", b["concertCode"])
+	assert.Equal(t, held, b["UUID"])
+	assert.Equal(t, eve, b["concertDate"])
+	assert.EqualValues(t, 3, b["seatNumber"])
+	assert.NotEmpty(t, b["since"])
+	assert.NotEmpty(t, b["deadline"])
+	assert.Equal(t, false, b["stuck"])
+
+	// The filters an operator types in the UI.
+	count := func(query string) int {
+		resp, err := s.Temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		require.NoError(t, err)
+		return len(resp.Executions)
+	}
+	assert.Equal(t, 1, count(`ConcertCode="OPS" AND BookingStatus="HELD"`))
+	assert.Equal(t, 1, count(`ConcertCode="OPS" AND SeatNumber=4`))
+	// Datetime equality is unreliable in the SQLite visibility store; a range is what operators use anyway.
+	assert.Equal(t, 2, count(`ConcertCode="OPS" AND ConcertDate BETWEEN "2026-12-24T00:00:00Z" AND "2026-12-24T23:59:59Z"`))
+	assert.Equal(t, 0, count(`ConcertCode="OPS" AND ConcertDate BETWEEN "2026-12-25T00:00:00Z" AND "2026-12-25T23:59:59Z"`))
+	assert.Equal(t, 1, count(`ConcertCode="OPS" AND BookingStatus="PAID" AND SeatNumber=4`))
+}
+
+// TestOperatorsPauseResumeAndResizeAdmission proves that pausing holds new sessions in the queue even with
+// free slots, resuming admits them within seconds, and raising maxActive admits more at once.
+func TestOperatorsPauseResumeAndResizeAdmission(t *testing.T) {
+	t.Parallel()
+	s := teststack.Start(t, teststack.Options{})
+	s.CreateConcert("GATE", 1, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
+	first, second := s.CreateUser(0), s.CreateUser(0)
+	admission := func(body map[string]any) teststack.Response {
+		return s.Do(http.MethodPost, "/api/v1/admin/concerts/GATE/admission", teststack.AdminToken, body)
+	}
+
+	r := admission(map[string]any{"paused": true})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	assert.Equal(t, true, r.Body["paused"])
+	assert.EqualValues(t, 1, r.Int("maxActive"))
+	a := s.Token("GATE", first)
+	assert.Equal(t, "WAITING", a.Str("status"), "a paused concert admits nobody, even with a free slot")
+
+	r = admission(map[string]any{"paused": false})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	waitForStatus(t, s, "GATE", a.Str("token"), "ACTIVE")
+
+	b := s.Token("GATE", second)
+	assert.Equal(t, "WAITING", b.Str("status"), "maxActive 1 is taken")
+	r = admission(map[string]any{"maxActive": 2})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	assert.Equal(t, false, r.Body["paused"])
+	waitForStatus(t, s, "GATE", b.Str("token"), "ACTIVE")
+
+	for _, bad := range []map[string]any{{}, {"maxActive": 0}, {"paused": "yes"}, {"maxActive": 1.5}} {
+		r := admission(bad)
+		assert.Equal(t, http.StatusBadRequest, r.Status, "%v", bad)
+	}
+	assert.Equal(t, http.StatusNotFound, s.Do(http.MethodPost, "/api/v1/admin/concerts/NOPE/admission", teststack.AdminToken, map[string]any{"paused": true}).Status)
+	assert.Equal(t, http.StatusUnauthorized, s.Do(http.MethodPost, "/api/v1/admin/concerts/GATE/admission", "", map[string]any{"paused": true}).Status)
+	trail, err := s.Store.AuditTrail(context.Background(), "GATE")
+	require.NoError(t, err)
+	assert.Len(t, trail, 3, "every applied change is audited")
+}
+
+// TestSupportCancelReleasesTheSeatOnce proves that support staff can cancel a stuck booking: the workflow's
+// compensation releases the seat, the session ends CANCELLED, its token stops working, the action is audited,
+// a second cancel is harmless and a paid booking cannot be cancelled.
+func TestSupportCancelReleasesTheSeatOnce(t *testing.T) {
+	t.Parallel()
+	s := teststack.Start(t, teststack.Options{})
+	s.CreateConcert("HELP", 5, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
+	stuck, buyer, watcher := s.CreateUser(0), s.CreateUser(price), s.CreateUser(0)
+	a := s.Token("HELP", stuck)
+	require.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/HELP", a.Str("token"), reserveBody(stuck, eve, 2)).Status)
+	w := s.Token("HELP", watcher)
+	require.Equal(t, "HELD", seatStatus(t, s, "HELP", w.Str("token"), eve, 2))
+
+	id := workflows.SessionWorkflowID("HELP", stuck)
+	cancel := func(bookingID string) teststack.Response {
+		req := map[string]any{"reason": "customer called: payment page froze", "actor": "agent-7"}
+		return s.Do(http.MethodPost, "/api/v1/admin/bookings/"+bookingID+"/cancel", teststack.AdminToken, req)
+	}
+	r := cancel(id)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	assert.Equal(t, "CANCELLED", r.Str("status"))
+	assert.Equal(t, "AVAILABLE", seatStatus(t, s, "HELP", w.Str("token"), eve, 2), "the compensation released the seat")
+	assert.Equal(t, http.StatusGone, s.Do(http.MethodGet, "/api/v1/concerts/HELP", a.Str("token"), nil).Status)
+	assert.Equal(t, "CANCELLED", s.Do(http.MethodGet, "/api/v1/concerts/HELP/token", a.Str("token"), nil).Str("status"))
+
+	again := cancel(id)
+	assert.Equal(t, http.StatusOK, again.Status, string(again.Raw))
+	assert.Equal(t, "CANCELLED", again.Str("status"))
+	assert.Equal(t, "already ended", again.Str("outcome"))
+
+	trail, err := s.Store.AuditTrail(context.Background(), id)
+	require.NoError(t, err)
+	require.Len(t, trail, 2)
+	assert.Equal(t, "agent-7", trail[0].Actor)
+	assert.Equal(t, "customer called: payment page froze", trail[0].Reason)
+	assert.Equal(t, "cancelled", trail[0].Outcome)
+	assert.Equal(t, "already ended", trail[1].Outcome)
+
+	b := s.Token("HELP", buyer)
+	require.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/HELP", b.Str("token"), reserveBody(buyer, eve, 2)).Status)
+	require.Equal(t, http.StatusCreated, s.Do(http.MethodPost, "/api/v1/payments", b.Str("token"), map[string]any{"UUID": buyer}).Status)
+	r = cancel(workflows.SessionWorkflowID("HELP", buyer))
+	assert.Equal(t, http.StatusConflict, r.Status)
+	assert.Equal(t, "/problems/booking-paid", r.ProblemType())
+	assert.Equal(t, "SOLD", seatStatus(t, s, "HELP", w.Str("token"), eve, 2))
+
+	r = cancel("booking-HELP-00000000-0000-4000-8000-000000000000")
+	assert.Equal(t, http.StatusNotFound, r.Status)
+	r = s.Do(http.MethodPost, "/api/v1/admin/bookings/"+id+"/cancel", teststack.AdminToken, map[string]any{})
+	assert.Equal(t, http.StatusBadRequest, r.Status, "a reason is required")
+}
+
+// TestStuckSessionsAreListed proves the stuck filter: a HELD session whose hold window has passed by more
+// than the grace period while no worker runs is listed as stuck; a healthy one is not.
+func TestStuckSessionsAreListed(t *testing.T) {
+	t.Parallel()
+	s := teststack.Start(t, teststack.Options{HoldWindow: time.Second, StuckGrace: time.Second})
+	s.CreateConcert("STUCK", 5, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
+	u := s.CreateUser(0)
+	a := s.Token("STUCK", u)
+	require.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/STUCK", a.Str("token"), reserveBody(u, eve, 1)).Status)
+	assert.Empty(t, listBookings(t, s, "concertCode=STUCK&stuckOnly=true"), "a fresh hold is not stuck")
+	s.StopWorker() // nothing will expire the hold now
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		stuck := listBookings(t, s, "concertCode=STUCK&stuckOnly=true")
+		if assert.Len(c, stuck, 1) {
+			assert.Equal(c, workflows.SessionWorkflowID("STUCK", u), stuck[0]["bookingId"])
+			assert.Equal(c, true, stuck[0]["stuck"])
+		}
+	}, 30*time.Second, 250*time.Millisecond)
+	r := s.Do(http.MethodGet, "/api/v1/admin/bookings?status=NOPE", teststack.AdminToken, nil)
+	assert.Equal(t, http.StatusBadRequest, r.Status)
+}

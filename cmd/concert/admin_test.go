@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ticketing/concert/internal/teststack"
+	"github.com/ticketing/concert/workflows"
+)
+
+// TestAdminCLIListsCancelsAndControlsAdmission drives `concert admin` against a running stack: it lists a
+// held booking, cancels it (the seat comes free) and pauses admission.
+func TestAdminCLIListsCancelsAndControlsAdmission(t *testing.T) {
+	s := teststack.Start(t, teststack.Options{})
+	s.CreateConcert("CLI", 5, teststack.ConcertDate{Date: "2026-12-24T19:00:00", Seats: 3, Price: 1000})
+	u := s.CreateUser(0)
+	tok := s.Token("CLI", u).Str("token")
+	r := s.Do(http.MethodPatch, "/api/v1/concerts/CLI", tok, map[string]any{"UUID": u, "concertDate": "2026-12-24T19:00:00", "seatNumber": 2})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	id := workflows.SessionWorkflowID("CLI", u)
+	conn := []string{"--api-url", s.URL, "--admin-token", teststack.AdminToken}
+	admin := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(context.Background(), append([]string{"admin"}, args...), &out)
+		return out.String(), err
+	}
+
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		out, err := admin(append([]string{"bookings", "list", "--concert", "CLI", "--status", "HELD"}, conn...)...)
+		assert.NoError(c, err)
+		assert.Contains(c, out, id)
+		assert.Contains(c, out, "2026-12-24T19:00:00 #2")
+	}, 30*time.Second, 200*time.Millisecond)
+
+	out, err := admin(append([]string{"bookings", "cancel", id, "--reason", "stuck payment page", "--actor", "agent-1"}, conn...)...)
+	require.NoError(t, err)
+	assert.Contains(t, out, "CANCELLED")
+	var status string
+	require.NoError(t, s.Store.DB().Get(&status, `SELECT status FROM seats WHERE concert_code = 'CLI' AND seat_number = 2`))
+	assert.Equal(t, "AVAILABLE", status)
+
+	out, err = admin(append([]string{"admission", "CLI", "--pause", "--max-active", "7"}, conn...)...)
+	require.NoError(t, err)
+	assert.Equal(t, "CLI: paused=true maxActive=7\n", out)
+
+	_, err = admin(append([]string{"bookings", "cancel", id}, conn...)...)
+	assert.Error(t, err, "a reason is required")
+	_, err = admin("bookings", "list", "--api-url", s.URL, "--admin-token", "wrong")
+	require.Error(t, err)
+	assert.True(t, strings.Contains(err.Error(), "401"), err.Error())
+}

@@ -1,0 +1,222 @@
+// Package teststack runs the whole booking service inside a test: a fresh PostgreSQL database, an embedded
+// in-memory Temporal server, the real worker and the real HTTP API on an httptest server. Nothing is mocked.
+// Integration tests of several packages share it, so they all exercise exactly what `concert dev` runs.
+package teststack
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/ticketing/concert/activities"
+	"github.com/ticketing/concert/api"
+	"github.com/ticketing/concert/db"
+	"github.com/ticketing/concert/db/dbtest"
+	"github.com/ticketing/concert/internal/devserver"
+	"github.com/ticketing/concert/worker"
+	"github.com/ticketing/concert/workflows"
+)
+
+// AdminToken is the admin token of every test stack.
+const AdminToken = "test-admin-token"
+
+// Options tunes a stack; zero values take the production defaults except where noted.
+type Options struct {
+	HoldWindow      time.Duration // default 5m
+	AdmissionWindow time.Duration // default 10m
+	AdmissionTick   time.Duration // default 200ms, so tests see admissions quickly
+	StuckGrace      time.Duration // default 1m
+}
+
+// Stack is a running booking service.
+type Stack struct {
+	t        testing.TB
+	Store    *db.Store
+	Temporal client.Client
+	Server   *devserver.Server
+	URL      string // base URL of the API, without a trailing slash
+	HTTP     *http.Client
+
+	worker     sdkworker.Worker
+	stopWorker sync.Once
+}
+
+// Start brings up a stack and stops it when the test ends.
+func Start(t testing.TB, opts Options) *Stack {
+	t.Helper()
+	if opts.HoldWindow == 0 {
+		opts.HoldWindow = 5 * time.Minute
+	}
+	if opts.AdmissionWindow == 0 {
+		opts.AdmissionWindow = 10 * time.Minute
+	}
+	if opts.AdmissionTick == 0 {
+		opts.AdmissionTick = 200 * time.Millisecond
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	store := dbtest.New(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := devserver.Start(ctx, devserver.Options{UIPort: devserver.NoUI, Logger: log, SearchAttributes: workflows.SearchAttributes()})
+	if err != nil {
+		t.Fatalf("teststack: start Temporal: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), Logger: sdklog.NewStructuredLogger(log),
+	})
+	if err != nil {
+		t.Fatalf("teststack: dial Temporal: %v", err)
+	}
+	t.Cleanup(c.Close)
+	w := worker.New(c, &activities.Activities{Store: store, Temporal: c}, sdkworker.Options{})
+	if err := w.Start(); err != nil {
+		t.Fatalf("teststack: start worker: %v", err)
+	}
+	stack := &Stack{}
+	t.Cleanup(func() { stack.StopWorker() })
+	h, err := api.New(store, c, api.Config{
+		AdminToken: AdminToken, TokenSecret: []byte("test-token-secret-0123456789"),
+		HoldWindow: opts.HoldWindow, AdmissionWindow: opts.AdmissionWindow, AdmissionTick: opts.AdmissionTick, StuckGrace: opts.StuckGrace, Logger: log,
+	})
+	if err != nil {
+		t.Fatalf("teststack: api: %v", err)
+	}
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	*stack = Stack{t: t, Store: store, Temporal: c, Server: srv, URL: hs.URL, HTTP: hs.Client(), worker: w}
+	return stack
+}
+
+// StopWorker stops the worker, as a crashed or stuck worker fleet would: workflows stop making progress
+// while the API and Temporal go on answering. Stopping twice is harmless.
+func (s *Stack) StopWorker() {
+	s.stopWorker.Do(func() { s.worker.Stop() })
+}
+
+// Response is a decoded API response.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   map[string]any
+	Raw    []byte
+}
+
+// Str returns a string member of the body ("" if absent).
+func (r Response) Str(key string) string {
+	s, _ := r.Body[key].(string)
+	return s
+}
+
+// Int returns a numeric member of the body (0 if absent).
+func (r Response) Int(key string) int64 {
+	f, _ := r.Body[key].(float64)
+	return int64(f)
+}
+
+// ProblemType returns the problem type of an error response.
+func (r Response) ProblemType() string { return r.Str("type") }
+
+// Do sends a request with an optional JSON body (a string is sent as is) and bearer token, and decodes the
+// JSON answer. Transport errors fail the test.
+func (s *Stack) Do(method, path, token string, body any) Response {
+	s.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatalf("marshal body: %v", err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		s.t.Fatalf("new request: %v", err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := s.HTTP.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	out := Response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
+	if len(raw) > 0 {
+		_ = json.Unmarshal(raw, &out.Body)
+	}
+	return out
+}
+
+// ConcertDate is one performance for CreateConcert.
+type ConcertDate struct {
+	Date  string
+	Seats int
+	Price int64
+}
+
+// CreateConcert puts a concert on sale through the admin API.
+func (s *Stack) CreateConcert(code string, maxActive int, dates ...ConcertDate) {
+	s.t.Helper()
+	ds := make([]map[string]any, len(dates))
+	for i, d := range dates {
+		ds[i] = map[string]any{"concertDate": d.Date, "seats": d.Seats, "price": d.Price}
+	}
+	r := s.Do(http.MethodPost, "/api/v1/admin/concerts", AdminToken, map[string]any{
+		"concertCode": code, "title": "Concert " + code, "maxActive": maxActive, "dates": ds,
+	})
+	if r.Status != http.StatusCreated {
+		s.t.Fatalf("create concert %s: %d %s", code, r.Status, r.Raw)
+	}
+}
+
+// CreateUser registers a user through the API and tops up the balance if positive.
+func (s *Stack) CreateUser(balance int64) string {
+	s.t.Helper()
+	r := s.Do(http.MethodPost, "/api/v1/users", "", map[string]any{})
+	if r.Status != http.StatusCreated {
+		s.t.Fatalf("create user: %d %s", r.Status, r.Raw)
+	}
+	id := r.Str("UUID")
+	if balance > 0 {
+		r = s.Do(http.MethodPatch, "/api/v1/users/"+id+"/balance", "", map[string]any{"amount": balance})
+		if r.Status != http.StatusOK {
+			s.t.Fatalf("top up: %d %s", r.Status, r.Raw)
+		}
+	}
+	return id
+}
+
+// Token asks for a queue token and fails the test unless it gets 200 or 201.
+func (s *Stack) Token(code, user string) Response {
+	s.t.Helper()
+	r := s.Do(http.MethodPost, "/api/v1/concerts/"+code+"/token", "", map[string]any{"UUID": user})
+	if r.Status != http.StatusCreated && r.Status != http.StatusOK {
+		s.t.Fatalf("token for %s at %s: %d %s", user, code, r.Status, r.Raw)
+	}
+	return r
+}
