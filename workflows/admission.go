@@ -55,6 +55,7 @@ func Admission(ctx workflow.Context, in AdmissionInput) error {
 		if res.Admitted > 0 {
 			logger.Info("Admitted", "Count", res.Admitted, "Waiting", res.Waiting, "Live", res.Live)
 		}
+		workflow.SetCurrentDetails(ctx, view.summary())
 		if res.SoldOut {
 			logger.Info("Concert sold out; waiting room closed")
 			return nil
@@ -85,4 +86,17 @@ func Admission(ctx workflow.Context, in AdmissionInput) error {
 func drain(c workflow.ReceiveChannel) {
 	for c.ReceiveAsync(nil) {
 	}
+}
+
+// summary is the waiting room as an operator reads it in the Temporal UI.
+func (v AdmissionView) summary() string {
+	state := "admitting"
+	switch {
+	case v.SoldOut:
+		state = "sold out"
+	case v.Paused:
+		state = "**paused**"
+	}
+	return fmt.Sprintf("Concert `%s` · %s · %d waiting · %d of %d slots in use · %d admitted in this run (%d steps)",
+		v.ConcertCode, state, v.Waiting, v.Live, v.MaxActive, v.Admitted, v.Steps)
 }

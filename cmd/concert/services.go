@@ -176,6 +176,9 @@ func runWorker(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer c.Close()
+	if err := ensureSearchAttributes(ctx, c, cfg.TemporalNamespace, log); err != nil {
+		return err
+	}
 	w, err := startWorker(c, store)
 	if err != nil {
 		return err
