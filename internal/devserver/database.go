@@ -140,5 +140,6 @@ func (d txSchemaDB) Exec(stmt string, args ...any) error {
 	return nil
 }
 
-// errDataDirLocked reports that another dev server (in this process or another) uses the data directory.
-var errDataDirLocked = errors.New("devserver: data dir is in use by another dev server")
+// ErrDataDirLocked is returned by Start when another dev server (in this process or another) uses the data
+// directory; `concert dev` can test for it with errors.Is and tell the user a stack is already running.
+var ErrDataDirLocked = errors.New("devserver: data dir is in use by another dev server")

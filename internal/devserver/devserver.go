@@ -63,7 +63,7 @@ type Options struct {
 	// SearchAttributes are custom search attributes that must be registered in Namespace before any workflow
 	// upserts them (an unknown attribute fails the workflow task forever). Registration is idempotent; an
 	// attribute that already exists with another type is an error. SQLite has a limited number of slots per type
-	// (10 Keyword, for example).
+	// (10 Keyword; 3 each of Int, Double, Bool, Datetime, Text and KeywordList).
 	SearchAttributes map[string]enums.IndexedValueType
 	// Logger receives the server's own logs. Nil means slog.Default().
 	Logger *slog.Logger

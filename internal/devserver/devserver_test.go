@@ -524,7 +524,7 @@ func TestStartRefusesConflictsOnDataDir(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = Start(ctx, Options{DataDir: dir, UIPort: NoUI, Logger: testLogger()})
-	require.ErrorIs(t, err, errDataDirLocked, "a second stack on the same data dir")
+	require.ErrorIs(t, err, ErrDataDirLocked, "a second stack on the same data dir")
 	require.NoError(t, first.Stop())
 
 	asInt := map[string]enums.IndexedValueType{concertCode.GetName(): enums.INDEXED_VALUE_TYPE_INT}

@@ -10,6 +10,3 @@ func lockDir(string) (*dirLock, error) { return &dirLock{}, nil }
 
 // release does nothing on this platform; see dirLock.
 func (*dirLock) release() error { return nil }
-
-// errDataDirLocked is unused on this platform but keeps the package's error set the same everywhere.
-var _ = errDataDirLocked

@@ -20,7 +20,7 @@ type dirLock struct {
 	f *os.File
 }
 
-// lockDir takes the lock on dir or fails at once with errDataDirLocked.
+// lockDir takes the lock on dir or fails at once with ErrDataDirLocked.
 func lockDir(dir string) (*dirLock, error) {
 	f, err := os.OpenFile(filepath.Join(dir, lockFileName), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -29,7 +29,7 @@ func lockDir(dir string) (*dirLock, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close() // the lock error is the one to report
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s", errDataDirLocked, dir)
+			return nil, fmt.Errorf("%w: %s", ErrDataDirLocked, dir)
 		}
 		return nil, fmt.Errorf("devserver: lock data dir %s: %w", dir, err)
 	}
