@@ -38,6 +38,7 @@ type admissionResponse struct {
 // the change takes effect at once. Lowering maxActive admits nobody new until enough sessions have left;
 // nobody admitted is turned away.
 func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	code := mux.Vars(r)["concertCode"]
 	if p := h.concertExists(r.Context(), code); p != nil {
 		writeProblem(w, r, p)
@@ -79,19 +80,19 @@ func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := h.store.SetAdmission(r.Context(), code, paused, maxActive)
 	if err != nil {
-		writeProblem(w, r, h.storeProblem(err, "concert-not-found", "no concert has code "+code))
+		writeProblem(w, r, h.storeProblem(ctx, err, "concert-not-found", "no concert has code "+code))
 		return
 	}
 	reason := fmt.Sprintf("paused=%t maxActive=%d", c.AdmissionPaused, c.MaxActive)
 	if _, err := h.store.RecordAudit(r.Context(), db.AuditEntry{
 		Action: "admission", Target: code, Actor: actor(r, nil), Reason: reason, Outcome: "applied",
 	}); err != nil {
-		h.log.Error("Could not audit an admission change", "concertCode", code, "error", err)
+		logFrom(ctx, h.log).Error("Could not audit an admission change", "concertCode", code, "error", err)
 	}
 	if err := h.wakeAdmission(r.Context(), code); err != nil {
-		h.log.Warn("Could not wake the waiting room", "concertCode", code, "error", err)
+		logFrom(ctx, h.log).Warn("Could not wake the waiting room", "concertCode", code, "error", err)
 	}
-	h.log.Info("Admission changed", "concertCode", code, "paused", c.AdmissionPaused, "maxActive", c.MaxActive)
+	logFrom(ctx, h.log).Info("Admission changed", "concertCode", code, "paused", c.AdmissionPaused, "maxActive", c.MaxActive)
 	writeJSON(w, http.StatusOK, admissionResponse{ConcertCode: c.Code, Paused: c.AdmissionPaused, MaxActive: c.MaxActive})
 }
 
@@ -115,6 +116,7 @@ const maxListLimit = 1000
 
 // listBookings lists sessions from Temporal visibility, filtered by concert, status and stuckness.
 func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	q := r.URL.Query()
 	clauses := []string{"WorkflowType = 'BookingSession'"}
 	if code := q.Get("concertCode"); code != "" {
@@ -173,7 +175,7 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, invalid("pageToken is not a token this API returned"))
 			return
 		}
-		writeProblem(w, r, workflowProblem(h.log, err))
+		writeProblem(w, r, h.workflowProblem(ctx, err))
 		return
 	}
 	out := make([]bookingView, 0, len(resp.Executions))
@@ -264,7 +266,7 @@ func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, problem(http.StatusNotFound, "booking-not-found", "no booking has ID "+id))
 			return
 		}
-		writeProblem(w, r, workflowProblem(h.log, err))
+		writeProblem(w, r, h.workflowProblem(ctx, err))
 		return
 	}
 	info := desc.GetWorkflowExecutionInfo()
@@ -274,16 +276,16 @@ func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
 	outcome, status, p := h.cancelSession(ctx, id, runID, running)
 	audit := db.AuditEntry{Action: "cancel", Target: id, SessionID: &runID, Actor: who, Reason: reason, Outcome: outcome}
 	if _, err := h.store.RecordAudit(ctx, audit); err != nil {
-		h.log.Error("Could not audit a cancellation", "bookingId", id, "error", err)
+		logFrom(ctx, h.log).Error("Could not audit a cancellation", "bookingId", id, "error", err)
 		if p == nil {
-			p = h.storeProblem(err, "", "")
+			p = h.storeProblem(ctx, err, "", "")
 		}
 	}
 	if p != nil {
 		writeProblem(w, r, p)
 		return
 	}
-	h.log.Info("Booking cancelled by support", "bookingId", id, "actor", who, "outcome", outcome)
+	logFrom(ctx, h.log).Info("Booking cancelled by support", "bookingId", id, "actor", who, "outcome", outcome)
 	code := http.StatusOK
 	if outcome == outcomePending {
 		code = http.StatusAccepted // the workers are behind; the cancellation stands and completes when they catch up
@@ -296,7 +298,7 @@ func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) cancelSession(ctx context.Context, workflowID, runID string, running bool) (string, string, *Problem) {
 	s, err := h.store.GetSession(ctx, runID)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
-		return "failed", "", h.storeProblem(err, "", "")
+		return "failed", "", h.storeProblem(ctx, err, "", "")
 	}
 	switch {
 	case err == nil && s.Status == string(booking.StatusPaid):
@@ -307,14 +309,14 @@ func (h *Handler) cancelSession(ctx context.Context, workflowID, runID string, r
 		// The workflow is gone (terminated) but the database still calls the session live: release it here,
 		// since no compensation will ever run.
 		if err := h.store.Release(ctx, runID, string(booking.StatusCancelled)); err != nil {
-			return "failed", "", h.storeProblem(err, "", "")
+			return "failed", "", h.storeProblem(ctx, err, "", "")
 		}
 		return "released without workflow", string(booking.StatusCancelled), nil
 	}
 	if err := h.temporal.CancelWorkflow(ctx, workflowID, runID); err != nil {
 		var notFound *serviceerror.NotFound
 		if !errors.As(err, &notFound) {
-			return "failed", "", workflowProblem(h.log, err)
+			return "failed", "", h.workflowProblem(ctx, err)
 		}
 	}
 	// Wait for the compensation: the run closes once the seat is released.
@@ -326,7 +328,7 @@ func (h *Handler) cancelSession(ctx context.Context, workflowID, runID string, r
 	case err != nil && errors.Is(err, db.ErrNotFound):
 		return "cancelled", string(booking.StatusCancelled), nil
 	case err != nil:
-		return "failed", "", h.storeProblem(err, "", "")
+		return "failed", "", h.storeProblem(ctx, err, "", "")
 	case s.Status == string(booking.StatusPaid):
 		return "refused: paid", s.Status, problem(http.StatusConflict, "booking-paid", "the booking was paid before the cancellation took effect")
 	case !booking.Status(s.Status).Terminal():

@@ -34,6 +34,11 @@ type Config struct {
 	// StuckGrace is how far past its deadline a live session must be to count as stuck; 0 means
 	// DefaultStuckGrace.
 	StuckGrace time.Duration
+	// Instrument, if set, wraps every routed request (for metrics); it runs inside the router, so it can see
+	// the route template.
+	Instrument func(http.Handler) http.Handler
+	// Metrics, if set, is served at GET /metrics.
+	Metrics http.Handler
 	// Logger receives request logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -101,7 +106,16 @@ func (h *Handler) routes() http.Handler {
 	notAllowed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, problem(http.StatusMethodNotAllowed, "method-not-allowed", r.Method+" is not allowed on "+r.URL.Path))
 	})
+	if h.cfg.Metrics != nil {
+		r.Handle("/metrics", h.cfg.Metrics).Methods(http.MethodGet)
+	}
 	r.NotFoundHandler, r.MethodNotAllowedHandler = notFound, notAllowed
+	if h.cfg.Instrument != nil {
+		r.Use(h.cfg.Instrument)
+		// mux runs middleware only for matched routes; unmatched requests are counted through their handlers.
+		r.NotFoundHandler, r.MethodNotAllowedHandler = h.cfg.Instrument(notFound), h.cfg.Instrument(notAllowed)
+	}
+	r.Use(h.tagConcert)
 	return h.recoverer(h.logRequests(r))
 }
 
@@ -117,6 +131,7 @@ func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 // readyz reports whether PostgreSQL and Temporal answer, so a load balancer sends traffic only to an API
 // that can serve it.
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	checks := map[string]string{"postgres": "ok", "temporal": "ok"}

@@ -18,6 +18,7 @@ type dateResponse struct {
 
 // concertDates lists the performances of the token's concert with the seats a user could hold now.
 func (h *Handler) concertDates(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	s, p := h.session(r, sessionCheck{})
 	if p != nil {
 		writeProblem(w, r, p)
@@ -25,12 +26,12 @@ func (h *Handler) concertDates(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := h.store.GetConcert(r.Context(), s.ConcertCode)
 	if err != nil {
-		writeProblem(w, r, h.storeProblem(err, "concert-not-found", "no concert has code "+s.ConcertCode))
+		writeProblem(w, r, h.storeProblem(ctx, err, "concert-not-found", "no concert has code "+s.ConcertCode))
 		return
 	}
 	dates, err := h.store.ConcertDates(r.Context(), c.Code)
 	if err != nil {
-		writeProblem(w, r, h.storeProblem(err, "", ""))
+		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
 		return
 	}
 	out := make([]dateResponse, len(dates))
@@ -49,6 +50,7 @@ type seatResponse struct {
 
 // seatMap returns every seat of one performance with its status.
 func (h *Handler) seatMap(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	s, p := h.session(r, sessionCheck{})
 	if p != nil {
 		writeProblem(w, r, p)
@@ -66,7 +68,7 @@ func (h *Handler) seatMap(w http.ResponseWriter, r *http.Request) {
 	}
 	seats, err := h.store.Seats(r.Context(), s.ConcertCode, date)
 	if err != nil {
-		writeProblem(w, r, h.storeProblem(err, "date-not-found", "the concert has no performance on "+raw))
+		writeProblem(w, r, h.storeProblem(ctx, err, "date-not-found", "the concert has no performance on "+raw))
 		return
 	}
 	out := make([]seatResponse, len(seats))
@@ -87,6 +89,7 @@ const (
 
 // createConcert puts a concert on sale and starts its waiting room.
 func (h *Handler) createConcert(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	b, p := readBody(w, r, false)
 	if p != nil {
 		writeProblem(w, r, p)
@@ -98,12 +101,12 @@ func (h *Handler) createConcert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.store.CreateConcert(r.Context(), c); err != nil {
-		writeProblem(w, r, h.storeProblem(err, "", ""))
+		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
 		return
 	}
 	if err := h.wakeAdmission(r.Context(), c.Code); err != nil {
 		// The first waiting session starts it too; the concert exists either way.
-		h.log.Warn("Could not start the waiting room", "concertCode", c.Code, "error", err)
+		logFrom(ctx, h.log).Warn("Could not start the waiting room", "concertCode", c.Code, "error", err)
 	}
 	dates := make([]map[string]any, len(c.Dates))
 	for i, d := range c.Dates {
@@ -180,14 +183,14 @@ func (h *Handler) concertExists(ctx context.Context, code string) *Problem {
 		return problem(http.StatusNotFound, "concert-not-found", "no concert has code "+code)
 	}
 	if _, err := h.store.GetConcert(ctx, code); err != nil {
-		return h.storeProblem(err, "concert-not-found", "no concert has code "+code)
+		return h.storeProblem(ctx, err, "concert-not-found", "no concert has code "+code)
 	}
 	return nil
 }
 
 // storeProblem maps a store error: ErrNotFound to 404 with the given slug, ErrDuplicate to 409, and anything
 // else (the database is away) to a logged 503.
-func (h *Handler) storeProblem(err error, notFoundSlug, notFoundDetail string) *Problem {
+func (h *Handler) storeProblem(ctx context.Context, err error, notFoundSlug, notFoundDetail string) *Problem {
 	switch {
 	case errors.Is(err, db.ErrNotFound) && notFoundSlug != "":
 		status := http.StatusNotFound
@@ -200,6 +203,6 @@ func (h *Handler) storeProblem(err error, notFoundSlug, notFoundDetail string) *
 	case errors.Is(err, context.Canceled):
 		return problem(http.StatusServiceUnavailable, "service-unavailable", "the request was cancelled")
 	}
-	h.log.Error("Store request failed", "error", err)
+	logFrom(ctx, h.log).Error("Store request failed", "error", err)
 	return problem(http.StatusServiceUnavailable, "service-unavailable", "the database did not answer; try again")
 }

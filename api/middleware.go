@@ -1,12 +1,15 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/gorilla/mux"
 )
 
 // statusRecorder remembers the status a handler wrote, for the request log.
@@ -33,12 +36,13 @@ func (h *Handler) logRequests(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-ID", id)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
-		next.ServeHTTP(rec, r)
+		log := h.log.With("requestId", id)
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), loggerKey{}, log)))
 		level := slog.LevelDebug
 		if rec.status >= 500 {
 			level = slog.LevelError
 		}
-		h.log.Log(r.Context(), level, "HTTP request", "requestId", id, "method", r.Method,
+		log.Log(r.Context(), level, "HTTP request", "method", r.Method,
 			"path", r.URL.Path, "status", rec.status, "durationMs", time.Since(start).Milliseconds())
 	})
 }
@@ -51,7 +55,7 @@ func (h *Handler) recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				h.log.Error("Handler panicked", "path", r.URL.Path, "panic", v)
+				logFrom(r.Context(), h.log).Error("Handler panicked", "path", r.URL.Path, "panic", v)
 				writeProblem(w, r, problem(http.StatusInternalServerError, "internal-error", "an unexpected error occurred"))
 			}
 		}()
@@ -70,4 +74,27 @@ func (h *Handler) admin(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
+}
+
+// loggerKey carries the request's logger in its context.
+type loggerKey struct{}
+
+// logFrom returns the logger of the request that ctx belongs to (tagged with its request ID), or fallback.
+func logFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return fallback
+}
+
+// tagConcert adds the concert code of the route, if it has one, to the request's logger. It runs inside the
+// router (router.Use), where the path variables are known.
+func (h *Handler) tagConcert(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if code := mux.Vars(r)["concertCode"]; code != "" {
+			log := logFrom(r.Context(), h.log).With("concertCode", code)
+			r = r.WithContext(context.WithValue(r.Context(), loggerKey{}, log))
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -196,4 +197,43 @@ func TestStuckSessionsAreListed(t *testing.T) {
 	}, 30*time.Second, 250*time.Millisecond)
 	r := s.Do(http.MethodGet, "/api/v1/admin/bookings?status=NOPE", teststack.AdminToken, nil)
 	assert.Equal(t, http.StatusBadRequest, r.Status)
+}
+
+// TestMetricsExposeHTTPTemporalAndBusinessFigures proves /metrics serves request counts by route template,
+// the Temporal SDK's own metrics and the per-concert business figures.
+func TestMetricsExposeHTTPTemporalAndBusinessFigures(t *testing.T) {
+	t.Parallel()
+	s := teststack.Start(t, teststack.Options{})
+	s.CreateConcert("METRIC", 1, teststack.ConcertDate{Date: eve, Seats: 2, Price: price})
+	buyer, waiter := s.CreateUser(price), s.CreateUser(0)
+	b := s.Token("METRIC", buyer)
+	require.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/METRIC", b.Str("token"), reserveBody(buyer, eve, 1)).Status)
+	require.Equal(t, http.StatusCreated, s.Do(http.MethodPost, "/api/v1/payments", b.Str("token"), map[string]any{"UUID": buyer}).Status)
+	w := s.Token("METRIC", waiter)
+	waitForStatus(t, s, "METRIC", w.Str("token"), "ACTIVE")
+	s.Do(http.MethodGet, "/api/v1/no-such-thing", "", nil)
+
+	req, err := http.NewRequest(http.MethodGet, s.URL+"/metrics", nil)
+	require.NoError(t, err)
+	resp, err := s.HTTP.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	text := string(raw)
+	for _, want := range []string{
+		`concert_http_requests_total{method="POST",route="/api/v1/payments",status="201"} 1`,
+		`concert_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
+		`concert_http_request_duration_seconds_bucket{method="PATCH",route="/api/v1/concerts/{concertCode}"`,
+		`concert_sessions{concert="METRIC",status="PAID"} 1`,
+		`concert_sessions{concert="METRIC",status="ACTIVE"} 1`,
+		`concert_seats{concert="METRIC",status="SOLD"} 1`,
+		`concert_admissions_total{concert="METRIC"} 2`,
+		`temporal_request_total{`,
+		`temporal_workflow_task_execution_latency_seconds_bucket{`,
+	} {
+		assert.Contains(t, text, want)
+	}
+	assert.NotContains(t, text, "/api/v1/no-such-thing", "raw paths never become labels")
 }

@@ -1,9 +1,9 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 
 	"go.temporal.io/api/serviceerror"
@@ -95,7 +95,7 @@ var businessProblems = map[booking.ErrorType]struct {
 
 // workflowProblem turns the error of a workflow update into a Problem: business errors by their type, a
 // session whose workflow has closed as 410, and anything else as 503 (the error is logged, not shown).
-func workflowProblem(log *slog.Logger, err error) *Problem {
+func (h *Handler) workflowProblem(ctx context.Context, err error) *Problem {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		if bp, ok := businessProblems[booking.ErrorType(appErr.Type())]; ok {
@@ -113,7 +113,7 @@ func workflowProblem(log *slog.Logger, err error) *Problem {
 	if errors.As(err, &notFound) {
 		return problem(http.StatusGone, "session-ended", "the booking session has ended")
 	}
-	log.Error("Workflow request failed", "error", err)
+	logFrom(ctx, h.log).Error("Workflow request failed", "error", err)
 	return problem(http.StatusServiceUnavailable, "service-unavailable", "the booking engine did not answer; try again")
 }
 

@@ -59,7 +59,7 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := h.store.GetUser(ctx, userID); err != nil {
-		writeProblem(w, r, h.storeProblem(err, "user-not-found", "no user has UUID "+userID))
+		writeProblem(w, r, h.storeProblem(ctx, err, "user-not-found", "no user has UUID "+userID))
 		return
 	}
 
@@ -72,7 +72,7 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 		var appErr *temporal.ApplicationError
 		ending := errors.As(err, &appErr) && appErr.Type() == string(booking.ErrSessionEnded)
 		if !ending || attempt == closingRetries {
-			writeProblem(w, r, workflowProblem(h.log, err))
+			writeProblem(w, r, h.workflowProblem(ctx, err))
 			return
 		}
 		// The user's previous session has ended and its workflow is closing; a new one can start in a moment.
@@ -84,13 +84,13 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 	}
 	view, err := h.store.ViewSession(ctx, joined.SessionID, h.cfg.AdmissionWindow)
 	if err != nil {
-		writeProblem(w, r, h.storeProblem(err, "", ""))
+		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
 		return
 	}
 	if view.Status == string(booking.StatusWaiting) && view.Position == 1 {
 		// The queue was empty: make sure the waiting room is awake to admit this session.
 		if err := h.wakeAdmission(ctx, code); err != nil {
-			h.log.Warn("Could not wake the waiting room", "concertCode", code, "error", err)
+			logFrom(ctx, h.log).Warn("Could not wake the waiting room", "concertCode", code, "error", err)
 		}
 	}
 	status := http.StatusOK
@@ -171,6 +171,7 @@ type reservationResponse struct {
 
 // reserve holds a seat for the session through the reserve update.
 func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	s, p := h.session(r, sessionCheck{})
 	if p != nil {
 		writeProblem(w, r, p)
@@ -203,7 +204,7 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
 	if err := h.update(r.Context(), s.Session, workflows.UpdateReserve, workflows.ReserveRequest{
 		UserUUID: s.UserUUID, ConcertDate: date, SeatNumber: int(seat),
 	}, &out); err != nil {
-		writeProblem(w, r, workflowProblem(h.log, err))
+		writeProblem(w, r, h.workflowProblem(ctx, err))
 		return
 	}
 	writeJSON(w, http.StatusOK, reservationResponse{
@@ -224,6 +225,7 @@ type paymentResponse struct {
 
 // pay pays for the held seat through the pay update; the session then ends and its token stops working.
 func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	s, p := h.session(r, sessionCheck{})
 	if p != nil {
 		writeProblem(w, r, p)
@@ -240,7 +242,7 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 	}
 	var out activities.Payment
 	if err := h.update(r.Context(), s.Session, workflows.UpdatePay, workflows.PayRequest{UserUUID: s.UserUUID}, &out); err != nil {
-		writeProblem(w, r, workflowProblem(h.log, err))
+		writeProblem(w, r, h.workflowProblem(ctx, err))
 		return
 	}
 	writeJSON(w, http.StatusCreated, paymentResponse{
@@ -281,7 +283,7 @@ func (h *Handler) session(r *http.Request, check sessionCheck) (db.SessionView, 
 	}
 	s, err := h.store.ViewSession(r.Context(), id, h.cfg.AdmissionWindow)
 	if err != nil {
-		return db.SessionView{}, h.storeProblem(err, "invalid-token", "the token names no session")
+		return db.SessionView{}, h.storeProblem(r.Context(), err, "invalid-token", "the token names no session")
 	}
 	if code, ok := mux.Vars(r)["concertCode"]; ok && code != s.ConcertCode {
 		return db.SessionView{}, problem(http.StatusForbidden, "wrong-concert", "the token was issued for another concert")

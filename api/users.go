@@ -16,13 +16,14 @@ type balanceResponse struct {
 
 // createUser registers a user with a zero balance.
 func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	if _, p := readBody(w, r, true); p != nil {
 		writeProblem(w, r, p)
 		return
 	}
 	u, err := h.store.CreateUser(r.Context())
 	if err != nil {
-		writeProblem(w, r, h.storeProblem(err, "", ""))
+		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
 		return
 	}
 	writeJSON(w, http.StatusCreated, balanceResponse{UUID: u.UUID, Balance: u.Balance})
@@ -30,6 +31,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 
 // balance returns a user's balance.
 func (h *Handler) balance(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	id, p := pathUser(r)
 	if p != nil {
 		writeProblem(w, r, p)
@@ -37,7 +39,7 @@ func (h *Handler) balance(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := h.store.GetUser(r.Context(), id)
 	if err != nil {
-		writeProblem(w, r, h.storeProblem(err, "user-not-found", "no user has UUID "+id))
+		writeProblem(w, r, h.storeProblem(ctx, err, "user-not-found", "no user has UUID "+id))
 		return
 	}
 	writeJSON(w, http.StatusOK, balanceResponse{UUID: u.UUID, Balance: u.Balance})
@@ -45,6 +47,7 @@ func (h *Handler) balance(w http.ResponseWriter, r *http.Request) {
 
 // topUp adds to a user's balance; at most booking.MaxTopUp won at a time.
 func (h *Handler) topUp(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	id, p := pathUser(r)
 	if p != nil {
 		writeProblem(w, r, p)
@@ -66,7 +69,7 @@ func (h *Handler) topUp(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := h.store.TopUp(r.Context(), id, amount)
 	if err != nil {
-		writeProblem(w, r, h.storeProblem(err, "user-not-found", "no user has UUID "+id))
+		writeProblem(w, r, h.storeProblem(ctx, err, "user-not-found", "no user has UUID "+id))
 		return
 	}
 	writeJSON(w, http.StatusOK, balanceResponse{UUID: u.UUID, Balance: u.Balance})

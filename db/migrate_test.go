@@ -3,6 +3,9 @@ package db_test
 import (
 	"context"
 	"net/url"
+	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,8 +19,19 @@ import (
 	"github.com/ticketing/concert/db/dbtest"
 )
 
-// firstMigration is the version of the only embedded migration.
-const firstMigration = "0001_booking"
+// migrationVersions lists the migration files in the source tree, in the order Migrate must apply them.
+func migrationVersions(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("migrations/*.sql")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	sort.Strings(files)
+	versions := make([]string, len(files))
+	for i, f := range files {
+		versions[i] = strings.TrimSuffix(filepath.Base(f), ".sql")
+	}
+	return versions
+}
 
 // openEmpty opens a Store on a fresh database that has not been migrated.
 func openEmpty(t *testing.T) *db.Store {
@@ -34,12 +48,12 @@ func TestMigrateAppliesEachFileOnceAndSecondCallAppliesNothing(t *testing.T) {
 
 	applied, err := store.Migrate(t.Context())
 	require.NoError(t, err)
-	assert.Equal(t, []string{firstMigration}, applied)
+	assert.Equal(t, migrationVersions(t), applied)
 
 	applied, err = store.Migrate(t.Context())
 	require.NoError(t, err)
 	assert.Empty(t, applied)
-	assert.Equal(t, 1, count(t, store, `SELECT count(*) FROM schema_migrations`))
+	assert.Equal(t, len(migrationVersions(t)), count(t, store, `SELECT count(*) FROM schema_migrations`))
 	assert.Equal(t, 0, count(t, store, `SELECT count(*) FROM users`), "schema is usable after the second call")
 }
 
@@ -62,9 +76,9 @@ func TestMigrateConcurrentCallsOnFreshDatabaseBothSucceed(t *testing.T) {
 	for i := range stores {
 		require.NoError(t, errs[i], "Migrate call %d", i)
 	}
-	assert.ElementsMatch(t, []string{firstMigration}, append(applied[0], applied[1]...),
-		"exactly one of the calls applies the migration")
-	assert.Equal(t, 1, count(t, stores[0], `SELECT count(*) FROM schema_migrations`))
+	assert.ElementsMatch(t, migrationVersions(t), append(applied[0], applied[1]...),
+		"each migration is applied by exactly one of the calls")
+	assert.Equal(t, len(migrationVersions(t)), count(t, stores[0], `SELECT count(*) FROM schema_migrations`))
 }
 
 // randomDatabaseURL returns the URL of a database on the test server that does not exist yet, and drops it

@@ -25,6 +25,7 @@ const (
 	envDataDir           = "CONCERT_DATA_DIR"
 	envLogLevel          = "CONCERT_LOG_LEVEL"
 	envAPIURL            = "CONCERT_API_URL" // where `concert admin` finds the API
+	envMetricsAddr       = "CONCERT_METRICS_ADDR"
 )
 
 // Defaults for development. The dev admin token and token secret are printed by `concert dev` and refused
@@ -57,6 +58,8 @@ type config struct {
 	TemporalUIPort    int
 	DataDir           string
 	LogLevel          string
+	// MetricsAddr is where `concert worker` serves /metrics (the API serves it on its own address).
+	MetricsAddr string
 }
 
 // parseConfig reads the environment, then lets flags of the same meaning override it. dev selects the
@@ -71,6 +74,7 @@ func parseConfig(cmd string, args []string, dev, serving bool) (config, error) {
 		TemporalNamespace: env(envTemporalNamespace, defaultNamespace),
 		DataDir:           env(envDataDir, defaultDataDir),
 		LogLevel:          env(envLogLevel, "info"),
+		MetricsAddr:       env(envMetricsAddr, "127.0.0.1:9090"),
 	}
 	var err error
 	if c.HoldWindow, err = envDuration(envHoldWindow, 5*time.Minute); err != nil {
@@ -108,6 +112,7 @@ func parseConfig(cmd string, args []string, dev, serving bool) (config, error) {
 	fs.StringVar(&c.TemporalAddress, "temporal-address", c.TemporalAddress, "Temporal frontend host:port ("+envTemporalAddress+")")
 	fs.StringVar(&c.TemporalNamespace, "temporal-namespace", c.TemporalNamespace, "Temporal namespace ("+envTemporalNamespace+")")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error ("+envLogLevel+")")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "worker: address of its /metrics endpoint, empty for none ("+envMetricsAddr+")")
 	if dev {
 		fs.IntVar(&c.TemporalPort, "temporal-port", c.TemporalPort, "embedded Temporal gRPC port ("+envTemporalPort+")")
 		fs.IntVar(&c.TemporalUIPort, "temporal-ui-port", c.TemporalUIPort, "embedded Temporal Web UI port ("+envTemporalUIPort+")")

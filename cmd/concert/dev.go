@@ -12,6 +12,7 @@ import (
 
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/internal/devserver"
+	"github.com/ticketing/concert/internal/metrics"
 	"github.com/ticketing/concert/workflows"
 )
 
@@ -68,7 +69,8 @@ func runDev(ctx context.Context, cfg config, out io.Writer) error {
 			log.Warn("Stopping embedded Temporal", "error", err)
 		}
 	}()
-	c, err := dialTemporal(ctx, srv.FrontendAddress(), srv.Namespace(), log)
+	reg := metrics.NewRegistry()
+	c, err := dialTemporal(ctx, srv.FrontendAddress(), srv.Namespace(), log, reg)
 	if err != nil {
 		return err
 	}
@@ -78,7 +80,7 @@ func runDev(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 	defer w.Stop()
-	h, err := newAPI(cfg, store, c, log)
+	h, err := newAPI(cfg, store, c, log, reg)
 	if err != nil {
 		return err
 	}
@@ -88,7 +90,7 @@ func runDev(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	fmt.Fprintf(out, `
 concert dev is running
-  API          http://%s/api/v1   (OpenAPI: http://%s/openapi.yaml)
+  API          http://%s/api/v1   (OpenAPI: http://%s/openapi.yaml, metrics: /metrics)
   Temporal UI  %s
   Temporal     %s  namespace %s  (data in %s)
   Admin token  %s

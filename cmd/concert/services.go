@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -19,6 +20,7 @@ import (
 	"github.com/ticketing/concert/activities"
 	"github.com/ticketing/concert/api"
 	"github.com/ticketing/concert/db"
+	"github.com/ticketing/concert/internal/metrics"
 	"github.com/ticketing/concert/worker"
 )
 
@@ -61,12 +63,14 @@ func openStore(ctx context.Context, cfg config, log *slog.Logger, create bool) (
 	return store, nil
 }
 
-// dialTemporal connects to the Temporal frontend; the SDK logs through the process logger.
-func dialTemporal(ctx context.Context, address, namespace string, log *slog.Logger) (client.Client, error) {
+// dialTemporal connects to the Temporal frontend; the SDK logs through the process logger and reports its
+// metrics to reg.
+func dialTemporal(ctx context.Context, address, namespace string, log *slog.Logger, reg prometheus.Registerer) (client.Client, error) {
 	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c, err := client.DialContext(dialCtx, client.Options{
 		HostPort: address, Namespace: namespace, Logger: sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+		MetricsHandler: metrics.NewTemporalHandler(reg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", address, namespace, err)
@@ -85,11 +89,16 @@ func startWorker(c client.Client, store *db.Store) (sdkworker.Worker, error) {
 	return w, nil
 }
 
-// newAPI builds the HTTP handler from the configuration.
-func newAPI(cfg config, store *db.Store, c client.Client, log *slog.Logger) (http.Handler, error) {
+// newAPI builds the HTTP handler from the configuration. /metrics serves reg, which also gets the HTTP
+// metrics and the business figures of every concert (queried from PostgreSQL at each scrape).
+func newAPI(cfg config, store *db.Store, c client.Client, log *slog.Logger, reg *prometheus.Registry) (http.Handler, error) {
+	if err := reg.Register(metrics.NewBusinessCollector(store.ConcertStats, 5*time.Second)); err != nil {
+		return nil, fmt.Errorf("register business metrics: %w", err)
+	}
 	return api.New(store, c, api.Config{
 		AdminToken: cfg.AdminToken, TokenSecret: []byte(cfg.TokenSecret), HoldWindow: cfg.HoldWindow,
 		AdmissionWindow: cfg.AdmissionWindow, AdmissionTick: cfg.AdmissionTick, Logger: log,
+		Instrument: metrics.HTTPMiddleware(reg), Metrics: metrics.Handler(reg),
 	})
 }
 
@@ -143,12 +152,13 @@ func runAPI(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer store.Close()
-	c, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, log)
+	reg := metrics.NewRegistry()
+	c, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, log, reg)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	h, err := newAPI(cfg, store, c, log)
+	h, err := newAPI(cfg, store, c, log, reg)
 	if err != nil {
 		return err
 	}
@@ -171,11 +181,26 @@ func runWorker(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer store.Close()
-	c, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, log)
+	reg := metrics.NewRegistry()
+	c, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, log, reg)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen for metrics on %s (set %s): %w", cfg.MetricsAddr, envMetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler(reg))
+		go func() {
+			if err := serve(ctx, ln, mux, log); err != nil {
+				log.Error("Metrics server stopped", "error", err)
+			}
+		}()
+		log.Info("Worker metrics", "addr", ln.Addr().String())
+	}
 	if err := ensureSearchAttributes(ctx, c, cfg.TemporalNamespace, log); err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/db/dbtest"
 	"github.com/ticketing/concert/internal/devserver"
+	"github.com/ticketing/concert/internal/metrics"
 	"github.com/ticketing/concert/worker"
 	"github.com/ticketing/concert/workflows"
 )
@@ -75,8 +76,10 @@ func Start(t testing.TB, opts Options) *Stack {
 		t.Fatalf("teststack: start Temporal: %v", err)
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
+	reg := metrics.NewRegistry()
 	c, err := client.DialContext(ctx, client.Options{
 		HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), Logger: sdklog.NewStructuredLogger(log),
+		MetricsHandler: metrics.NewTemporalHandler(reg),
 	})
 	if err != nil {
 		t.Fatalf("teststack: dial Temporal: %v", err)
@@ -88,9 +91,11 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	stack := &Stack{}
 	t.Cleanup(func() { stack.StopWorker() })
+	reg.MustRegister(metrics.NewBusinessCollector(store.ConcertStats, 5*time.Second))
 	h, err := api.New(store, c, api.Config{
 		AdminToken: AdminToken, TokenSecret: []byte("test-token-secret-0123456789"),
 		HoldWindow: opts.HoldWindow, AdmissionWindow: opts.AdmissionWindow, AdmissionTick: opts.AdmissionTick, StuckGrace: opts.StuckGrace, Logger: log,
+		Instrument: metrics.HTTPMiddleware(reg), Metrics: metrics.Handler(reg),
 	})
 	if err != nil {
 		t.Fatalf("teststack: api: %v", err)
