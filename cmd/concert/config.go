@@ -58,6 +58,8 @@ type config struct {
 	TemporalUIPort    int
 	DataDir           string
 	LogLevel          string
+	// TemporalOnly makes `concert dev` run only the embedded Temporal server.
+	TemporalOnly bool
 	// MetricsAddr is where `concert worker` serves /metrics (the API serves it on its own address).
 	MetricsAddr string
 }
@@ -117,6 +119,7 @@ func parseConfig(cmd string, args []string, dev, serving bool) (config, error) {
 		fs.IntVar(&c.TemporalPort, "temporal-port", c.TemporalPort, "embedded Temporal gRPC port ("+envTemporalPort+")")
 		fs.IntVar(&c.TemporalUIPort, "temporal-ui-port", c.TemporalUIPort, "embedded Temporal Web UI port ("+envTemporalUIPort+")")
 		fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded Temporal database ("+envDataDir+")")
+		fs.BoolVar(&c.TemporalOnly, "temporal-only", false, "run only the embedded Temporal server (then run `concert api` and `concert worker` against it)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err

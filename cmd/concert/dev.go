@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -46,6 +47,9 @@ func runDev(ctx context.Context, cfg config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.TemporalOnly {
+		return runDevTemporal(ctx, cfg, log, out)
+	}
 	store, err := openStore(ctx, cfg, log, true)
 	if err != nil {
 		return err
@@ -54,15 +58,9 @@ func runDev(ctx context.Context, cfg config, out io.Writer) error {
 	if err := seedDemo(ctx, store); err != nil {
 		return err
 	}
-
-	opts := devserver.DefaultOptions()
-	opts.DataDir, opts.Port, opts.UIPort, opts.Namespace = cfg.DataDir, cfg.TemporalPort, cfg.TemporalUIPort, cfg.TemporalNamespace
-	opts.Logger = log.With("component", "temporal-server")
-	opts.SearchAttributes = workflows.SearchAttributes()
-	srv, err := devserver.Start(ctx, opts)
+	srv, err := startDevTemporal(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("start embedded Temporal (set %s/%s to free ports, %s to another directory): %w",
-			envTemporalPort, envTemporalUIPort, envDataDir, err)
+		return err
 	}
 	defer func() {
 		if err := srv.Stop(); err != nil {
@@ -102,6 +100,32 @@ Press Ctrl+C to stop.
 		demoConcertCode, demoTitle, demoDates, demoSeats, demoPrice, demoMaxActive,
 		demoUsers[0].UUID, demoUsers[0].Balance, demoUsers[1].UUID, demoUsers[1].Balance, demoUsers[2].UUID, demoUsers[2].Balance)
 	return serve(ctx, ln, h, log)
+}
+
+// startDevTemporal starts the embedded Temporal server with the workflows' search attributes registered.
+func startDevTemporal(ctx context.Context, cfg config, log *slog.Logger) (*devserver.Server, error) {
+	opts := devserver.DefaultOptions()
+	opts.DataDir, opts.Port, opts.UIPort, opts.Namespace = cfg.DataDir, cfg.TemporalPort, cfg.TemporalUIPort, cfg.TemporalNamespace
+	opts.Logger = log.With("component", "temporal-server")
+	opts.SearchAttributes = workflows.SearchAttributes()
+	srv, err := devserver.Start(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded Temporal (set %s/%s to free ports, %s to another directory): %w",
+			envTemporalPort, envTemporalUIPort, envDataDir, err)
+	}
+	return srv, nil
+}
+
+// runDevTemporal runs only the embedded Temporal server, so `concert api` and `concert worker` can run as
+// separate processes against it on one machine, as they do in production (and as the chaos test needs).
+func runDevTemporal(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error {
+	srv, err := startDevTemporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Temporal %s namespace %s (data in %s), UI %s\n", srv.FrontendAddress(), srv.Namespace(), cfg.DataDir, srv.UIAddress())
+	<-ctx.Done()
+	return srv.Stop()
 }
 
 // seedDemo creates the demo concert and users unless they exist; running it again changes nothing.
