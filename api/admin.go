@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 	commonpb "go.temporal.io/api/common/v1"
@@ -254,7 +255,7 @@ func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
-	if reason = strings.TrimSpace(reason); reason == "" || len(reason) > 500 {
+	if reason = strings.TrimSpace(reason); reason == "" || utf8.RuneCountInString(reason) > 500 {
 		writeProblem(w, r, invalid("reason must be 1-500 characters"))
 		return
 	}
@@ -342,12 +343,12 @@ func (h *Handler) cancelSession(ctx context.Context, workflowID, runID string, r
 func actor(r *http.Request, b body) string {
 	if b != nil {
 		if _, ok := b["actor"]; ok {
-			if s, p := b.str("actor"); p == nil && strings.TrimSpace(s) != "" && len(s) <= 100 {
+			if s, p := b.str("actor"); p == nil && strings.TrimSpace(s) != "" && utf8.RuneCountInString(s) <= 100 {
 				return strings.TrimSpace(s)
 			}
 		}
 	}
-	if s := strings.TrimSpace(r.Header.Get("X-Actor")); s != "" && len(s) <= 100 {
+	if s := strings.TrimSpace(r.Header.Get("X-Actor")); s != "" && utf8.RuneCountInString(s) <= 100 {
 		return s
 	}
 	return "admin"

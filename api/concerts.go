@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
@@ -130,7 +131,7 @@ func parseConcert(b body) (db.NewConcert, *Problem) {
 	if c.Title, p = b.str("title"); p != nil {
 		return c, p
 	}
-	if c.Title == "" || len(c.Title) > maxTitleLength {
+	if c.Title == "" || utf8.RuneCountInString(c.Title) > maxTitleLength {
 		return c, invalid("title must be 1-%d characters", maxTitleLength)
 	}
 	maxActive, p := b.integer("maxActive")

@@ -94,7 +94,7 @@ const DateLayout = "2006-01-02T15:04:05"
 // local time, and silently shifting it would book the wrong night.
 func ParseDate(s string) (time.Time, error) {
 	t, err := time.Parse(DateLayout, s)
-	if err != nil {
+	if err != nil || len(s) != len(DateLayout) { // time.Parse would also take fractional seconds
 		return time.Time{}, fmt.Errorf("concertDate %q is not a local date-time like 2026-12-24T19:00:00", s)
 	}
 	return t, nil
