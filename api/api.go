@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -39,17 +40,24 @@ type Config struct {
 	Instrument func(http.Handler) http.Handler
 	// Metrics, if set, is served at GET /metrics.
 	Metrics http.Handler
+	// UserRateLimit and AddressRateLimit bound token requests and top-ups per user and per client address;
+	// a zero Rate switches a limit off.
+	UserRateLimit, AddressRateLimit RateLimit
 	// Logger receives request logs; nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // Handler serves the booking API.
 type Handler struct {
-	store    *db.Store
-	temporal client.Client
-	tokens   *Tokens
-	cfg      Config
-	log      *slog.Logger
+	store     *db.Store
+	temporal  client.Client
+	tokens    *Tokens
+	cfg       Config
+	log       *slog.Logger
+	byUser    *limiter
+	byAddress *limiter
+	// keysStarted counts new idempotency keys, to purge expired ones now and then.
+	keysStarted atomic.Uint64
 }
 
 //go:embed openapi.yaml
@@ -76,7 +84,8 @@ func New(store *db.Store, tc client.Client, cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{store: store, temporal: tc, tokens: tokens, cfg: cfg, log: cfg.Logger}
+	h := &Handler{store: store, temporal: tc, tokens: tokens, cfg: cfg, log: cfg.Logger,
+		byUser: newLimiter(cfg.UserRateLimit), byAddress: newLimiter(cfg.AddressRateLimit)}
 	return h.routes(), nil
 }
 

@@ -43,6 +43,10 @@ const closingRetries = 20
 // Update-with-Start: the join update answers synchronously while the workflow goes on waiting.
 func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if p := h.limitAddress(r); p != nil {
+		writeLimited(w, r, p)
+		return
+	}
 	code := mux.Vars(r)["concertCode"]
 	b, p := readBody(w, r, false)
 	if p != nil {
@@ -52,6 +56,10 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 	userID, p := b.userID()
 	if p != nil {
 		writeProblem(w, r, p)
+		return
+	}
+	if p := h.limitUser(userID); p != nil {
+		writeLimited(w, r, p)
 		return
 	}
 	if p := h.concertExists(ctx, code); p != nil {
@@ -169,47 +177,53 @@ type reservationResponse struct {
 	HeldUntil     time.Time `json:"heldUntil"`
 }
 
-// reserve holds a seat for the session through the reserve update.
+// reserve holds a seat for the session through the reserve update. With an Idempotency-Key the key is also
+// the update's ID, so Temporal itself answers a retry with the first result.
 func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	s, p := h.session(r, sessionCheck{})
+	s, p := h.authenticate(r)
 	if p != nil {
 		writeProblem(w, r, p)
 		return
 	}
-	b, p := readBody(w, r, false)
-	if p != nil {
-		writeProblem(w, r, p)
-		return
-	}
-	if p := sameUser(b, s); p != nil {
-		writeProblem(w, r, p)
-		return
-	}
-	date, p := b.date("concertDate")
-	if p != nil {
-		writeProblem(w, r, p)
-		return
-	}
-	seat, p := b.integer("seatNumber")
-	if p != nil {
-		writeProblem(w, r, p)
-		return
-	}
-	if seat < 1 || seat > math.MaxInt32 {
-		writeProblem(w, r, invalid("seatNumber must be a positive integer"))
-		return
-	}
-	var out activities.Reservation
-	if err := h.update(r.Context(), s.Session, workflows.UpdateReserve, workflows.ReserveRequest{
-		UserUUID: s.UserUUID, ConcertDate: date, SeatNumber: int(seat),
-	}, &out); err != nil {
-		writeProblem(w, r, h.workflowProblem(ctx, err))
-		return
-	}
-	writeJSON(w, http.StatusOK, reservationResponse{
-		ReservationID: out.ReservationID, ConcertDate: booking.FormatDate(out.ConcertDate), SeatNumber: out.SeatNumber,
-		Price: out.Price, HeldUntil: out.HeldUntil.UTC(),
+	h.idempotent(w, r, "reserve:"+s.ID, func(w http.ResponseWriter, r *http.Request, updateID string) {
+		if p := (sessionCheck{}).apply(s); p != nil {
+			writeProblem(w, r, p)
+			return
+		}
+		b, p := readBody(w, r, false)
+		if p != nil {
+			writeProblem(w, r, p)
+			return
+		}
+		if p := sameUser(b, s); p != nil {
+			writeProblem(w, r, p)
+			return
+		}
+		date, p := b.date("concertDate")
+		if p != nil {
+			writeProblem(w, r, p)
+			return
+		}
+		seat, p := b.integer("seatNumber")
+		if p != nil {
+			writeProblem(w, r, p)
+			return
+		}
+		if seat < 1 || seat > math.MaxInt32 {
+			writeProblem(w, r, invalid("seatNumber must be a positive integer"))
+			return
+		}
+		var out activities.Reservation
+		if err := h.update(r.Context(), s.Session, workflows.UpdateReserve, updateID, workflows.ReserveRequest{
+			UserUUID: s.UserUUID, ConcertDate: date, SeatNumber: int(seat),
+		}, &out); err != nil {
+			writeProblem(w, r, h.workflowProblem(r.Context(), err))
+			return
+		}
+		writeJSON(w, http.StatusOK, reservationResponse{
+			ReservationID: out.ReservationID, ConcertDate: booking.FormatDate(out.ConcertDate), SeatNumber: out.SeatNumber,
+			Price: out.Price, HeldUntil: out.HeldUntil.UTC(),
+		})
 	})
 }
 
@@ -223,38 +237,46 @@ type paymentResponse struct {
 	Balance       int64  `json:"balance"`
 }
 
-// pay pays for the held seat through the pay update; the session then ends and its token stops working.
+// pay pays for the held seat through the pay update; the session then ends and its token stops working. A
+// retry with the Idempotency-Key of a payment that succeeded gets the original 201, although the session has
+// ended since: that is the retry a client makes when the first answer was lost.
 func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	s, p := h.session(r, sessionCheck{})
+	s, p := h.authenticate(r)
 	if p != nil {
 		writeProblem(w, r, p)
 		return
 	}
-	b, p := readBody(w, r, false)
-	if p != nil {
-		writeProblem(w, r, p)
-		return
-	}
-	if p := sameUser(b, s); p != nil {
-		writeProblem(w, r, p)
-		return
-	}
-	var out activities.Payment
-	if err := h.update(r.Context(), s.Session, workflows.UpdatePay, workflows.PayRequest{UserUUID: s.UserUUID}, &out); err != nil {
-		writeProblem(w, r, h.workflowProblem(ctx, err))
-		return
-	}
-	writeJSON(w, http.StatusCreated, paymentResponse{
-		PaymentID: out.PaymentID, ReservationID: out.ReservationID, ConcertDate: booking.FormatDate(out.ConcertDate),
-		SeatNumber: out.SeatNumber, Amount: out.Amount, Balance: out.Balance,
+	h.idempotent(w, r, "pay:"+s.ID, func(w http.ResponseWriter, r *http.Request, updateID string) {
+		if p := (sessionCheck{}).apply(s); p != nil {
+			writeProblem(w, r, p)
+			return
+		}
+		b, p := readBody(w, r, false)
+		if p != nil {
+			writeProblem(w, r, p)
+			return
+		}
+		if p := sameUser(b, s); p != nil {
+			writeProblem(w, r, p)
+			return
+		}
+		var out activities.Payment
+		if err := h.update(r.Context(), s.Session, workflows.UpdatePay, updateID, workflows.PayRequest{UserUUID: s.UserUUID}, &out); err != nil {
+			writeProblem(w, r, h.workflowProblem(r.Context(), err))
+			return
+		}
+		writeJSON(w, http.StatusCreated, paymentResponse{
+			PaymentID: out.PaymentID, ReservationID: out.ReservationID, ConcertDate: booking.FormatDate(out.ConcertDate),
+			SeatNumber: out.SeatNumber, Amount: out.Amount, Balance: out.Balance,
+		})
 	})
 }
 
-// update sends a Workflow Update to the session's run and waits for its result.
-func (h *Handler) update(ctx context.Context, s db.Session, name string, arg, out any) error {
+// update sends a Workflow Update to the session's run and waits for its result. A non-empty updateID makes a
+// repeated update return the first one's outcome.
+func (h *Handler) update(ctx context.Context, s db.Session, name, updateID string, arg, out any) error {
 	handle, err := h.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: s.WorkflowID, RunID: s.ID, UpdateName: name, Args: []any{arg},
+		WorkflowID: s.WorkflowID, RunID: s.ID, UpdateName: name, UpdateID: updateID, Args: []any{arg},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err != nil {
@@ -273,6 +295,17 @@ type sessionCheck struct {
 // request: 401 for a missing, forged or unknown token, 403 for another concert's token or a session that is
 // still waiting (with its position), 410 for an ended session.
 func (h *Handler) session(r *http.Request, check sessionCheck) (db.SessionView, *Problem) {
+	s, p := h.authenticate(r)
+	if p != nil {
+		return s, p
+	}
+	return s, check.apply(s)
+}
+
+// authenticate checks the queue token of r and returns its session: 401 for a missing, forged or unknown
+// token, 403 for another concert's token or a UUID parameter of another user. The session's status is not
+// judged here (see sessionCheck.apply).
+func (h *Handler) authenticate(r *http.Request) (db.SessionView, *Problem) {
 	token := bearer(r.Header.Get("Authorization"))
 	if token == "" {
 		return db.SessionView{}, problem(http.StatusUnauthorized, "missing-token", "send Authorization: Bearer <queue token>")
@@ -288,21 +321,27 @@ func (h *Handler) session(r *http.Request, check sessionCheck) (db.SessionView, 
 	if code, ok := mux.Vars(r)["concertCode"]; ok && code != s.ConcertCode {
 		return db.SessionView{}, problem(http.StatusForbidden, "wrong-concert", "the token was issued for another concert")
 	}
-	status := booking.Status(s.Status)
-	switch {
-	case status.Terminal() && !check.allowEnded:
-		return db.SessionView{}, problem(http.StatusGone, "session-ended", "the booking session has ended ("+s.Status+"); ask for a new token").
-			with("sessionStatus", s.Status)
-	case status == booking.StatusWaiting && !check.allowWaiting:
-		return db.SessionView{}, problem(http.StatusForbidden, "not-admitted", "the session is waiting in the queue; poll the token status").
-			with("position", s.Position).with("estimatedWaitSeconds", seconds(s.EstimatedWait))
-	}
 	if uid := r.URL.Query().Get("UUID"); uid != "" {
 		if id, err := booking.ParseUserID(uid); err != nil || id != s.UserUUID {
 			return db.SessionView{}, problem(http.StatusForbidden, "wrong-user", "the token belongs to another user")
 		}
 	}
 	return s, nil
+}
+
+// apply judges the session's status: 410 for an ended session, 403 with its position for a waiting one,
+// unless the check allows them.
+func (check sessionCheck) apply(s db.SessionView) *Problem {
+	status := booking.Status(s.Status)
+	switch {
+	case status.Terminal() && !check.allowEnded:
+		return problem(http.StatusGone, "session-ended", "the booking session has ended ("+s.Status+"); ask for a new token").
+			with("sessionStatus", s.Status)
+	case status == booking.StatusWaiting && !check.allowWaiting:
+		return problem(http.StatusForbidden, "not-admitted", "the session is waiting in the queue; poll the token status").
+			with("position", s.Position).with("estimatedWaitSeconds", seconds(s.EstimatedWait))
+	}
+	return nil
 }
 
 // sameUser checks that the body's UUID is the token's user.

@@ -45,34 +45,44 @@ func (h *Handler) balance(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, balanceResponse{UUID: u.UUID, Balance: u.Balance})
 }
 
-// topUp adds to a user's balance; at most booking.MaxTopUp won at a time.
+// topUp adds to a user's balance; at most booking.MaxTopUp won at a time. With an Idempotency-Key a retry
+// credits once: the key is stored with the ledger row in the same transaction.
 func (h *Handler) topUp(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+	if p := h.limitAddress(r); p != nil {
+		writeLimited(w, r, p)
+		return
+	}
 	id, p := pathUser(r)
 	if p != nil {
 		writeProblem(w, r, p)
 		return
 	}
-	b, p := readBody(w, r, false)
-	if p != nil {
-		writeProblem(w, r, p)
+	if p := h.limitUser(id); p != nil {
+		writeLimited(w, r, p)
 		return
 	}
-	amount, p := b.integer("amount")
-	if p != nil {
-		writeProblem(w, r, p)
-		return
-	}
-	if amount <= 0 || amount > booking.MaxTopUp {
-		writeProblem(w, r, invalid("amount must be a whole number of won between 1 and %d", booking.MaxTopUp))
-		return
-	}
-	u, err := h.store.TopUp(r.Context(), id, amount)
-	if err != nil {
-		writeProblem(w, r, h.storeProblem(ctx, err, "user-not-found", "no user has UUID "+id))
-		return
-	}
-	writeJSON(w, http.StatusOK, balanceResponse{UUID: u.UUID, Balance: u.Balance})
+	h.idempotent(w, r, "topup:"+id, func(w http.ResponseWriter, r *http.Request, _ string) {
+		b, p := readBody(w, r, false)
+		if p != nil {
+			writeProblem(w, r, p)
+			return
+		}
+		amount, p := b.integer("amount")
+		if p != nil {
+			writeProblem(w, r, p)
+			return
+		}
+		if amount <= 0 || amount > booking.MaxTopUp {
+			writeProblem(w, r, invalid("amount must be a whole number of won between 1 and %d", booking.MaxTopUp))
+			return
+		}
+		u, err := h.store.TopUpOnce(r.Context(), id, amount, r.Header.Get("Idempotency-Key"))
+		if err != nil {
+			writeProblem(w, r, h.storeProblem(r.Context(), err, "user-not-found", "no user has UUID "+id))
+			return
+		}
+		writeJSON(w, http.StatusOK, balanceResponse{UUID: u.UUID, Balance: u.Balance})
+	})
 }
 
 // pathUser reads the UUID path parameter; a malformed one is a 400.

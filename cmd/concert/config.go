@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/ticketing/concert/api"
 )
 
 // Environment variables of every subcommand. The README, docker-compose.yml and the flags below use exactly
@@ -26,6 +29,8 @@ const (
 	envLogLevel          = "CONCERT_LOG_LEVEL"
 	envAPIURL            = "CONCERT_API_URL" // where `concert admin` finds the API
 	envMetricsAddr       = "CONCERT_METRICS_ADDR"
+	envRateLimit         = "CONCERT_RATE_LIMIT"         // per user: "RATE,BURST" (default 5,10) or "off" for both limits
+	envAddressRateLimit  = "CONCERT_ADDRESS_RATE_LIMIT" // per client address: "RATE,BURST" (default 20,40) or "off"
 )
 
 // Defaults for development. The dev admin token and token secret are printed by `concert dev` and refused
@@ -58,6 +63,8 @@ type config struct {
 	TemporalUIPort    int
 	DataDir           string
 	LogLevel          string
+	// UserRateLimit and AddressRateLimit bound token requests and top-ups.
+	UserRateLimit, AddressRateLimit api.RateLimit
 	// TemporalOnly makes `concert dev` run only the embedded Temporal server.
 	TemporalOnly bool
 	// MetricsAddr is where `concert worker` serves /metrics (the API serves it on its own address).
@@ -87,6 +94,15 @@ func parseConfig(cmd string, args []string, dev, serving bool) (config, error) {
 	}
 	if c.AdmissionTick, err = envDuration(envAdmissionTick, time.Second); err != nil {
 		return c, err
+	}
+	if c.UserRateLimit, err = envRateLimitValue(envRateLimit, os.Getenv(envRateLimit), api.DefaultUserRateLimit); err != nil {
+		return c, err
+	}
+	if c.AddressRateLimit, err = envRateLimitValue(envAddressRateLimit, os.Getenv(envAddressRateLimit), api.DefaultAddressRateLimit); err != nil {
+		return c, err
+	}
+	if os.Getenv(envRateLimit) == "off" {
+		c.AddressRateLimit = api.RateLimit{}
 	}
 	if c.TemporalPort, err = envInt(envTemporalPort, defaultTemporalPort); err != nil {
 		return c, err
@@ -169,6 +185,23 @@ func envDuration(name string, def time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("%s=%q is not a Go duration like 5m: %w", name, v, err)
 	}
 	return d, nil
+}
+
+// envRateLimitValue reads "RATE,BURST" (requests per second, burst) or "off".
+func envRateLimitValue(name, v string, def api.RateLimit) (api.RateLimit, error) {
+	switch v {
+	case "":
+		return def, nil
+	case "off":
+		return api.RateLimit{}, nil
+	}
+	rateText, burstText, _ := strings.Cut(v, ",")
+	r, err1 := strconv.ParseFloat(strings.TrimSpace(rateText), 64)
+	b, err2 := strconv.Atoi(strings.TrimSpace(burstText))
+	if err1 != nil || err2 != nil || r <= 0 || b < 1 {
+		return api.RateLimit{}, fmt.Errorf("%s=%q must be RATE,BURST (like 5,10) or off", name, v)
+	}
+	return api.RateLimit{Rate: r, Burst: b}, nil
 }
 
 func envInt(name string, def int) (int, error) {

@@ -99,6 +99,7 @@ func newAPI(cfg config, store *db.Store, c client.Client, log *slog.Logger, reg 
 		AdminToken: cfg.AdminToken, TokenSecret: []byte(cfg.TokenSecret), HoldWindow: cfg.HoldWindow,
 		AdmissionWindow: cfg.AdmissionWindow, AdmissionTick: cfg.AdmissionTick, Logger: log,
 		Instrument: metrics.HTTPMiddleware(reg), Metrics: metrics.Handler(reg),
+		UserRateLimit: cfg.UserRateLimit, AddressRateLimit: cfg.AddressRateLimit,
 	})
 }
 

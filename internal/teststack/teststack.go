@@ -39,6 +39,8 @@ type Options struct {
 	AdmissionWindow time.Duration // default 10m
 	AdmissionTick   time.Duration // default 200ms, so tests see admissions quickly
 	StuckGrace      time.Duration // default 1m
+	// UserRateLimit and AddressRateLimit are off unless set, so tests can issue tokens in bursts.
+	UserRateLimit, AddressRateLimit api.RateLimit
 }
 
 // Stack is a running booking service.
@@ -96,6 +98,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		AdminToken: AdminToken, TokenSecret: []byte("test-token-secret-0123456789"),
 		HoldWindow: opts.HoldWindow, AdmissionWindow: opts.AdmissionWindow, AdmissionTick: opts.AdmissionTick, StuckGrace: opts.StuckGrace, Logger: log,
 		Instrument: metrics.HTTPMiddleware(reg), Metrics: metrics.Handler(reg),
+		UserRateLimit: opts.UserRateLimit, AddressRateLimit: opts.AddressRateLimit,
 	})
 	if err != nil {
 		t.Fatalf("teststack: api: %v", err)
