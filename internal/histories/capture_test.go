@@ -1,0 +1,315 @@
+package histories
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/temporalproto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/ticketing/concert/booking"
+	"github.com/ticketing/concert/internal/teststack"
+	"github.com/ticketing/concert/workflows"
+)
+
+const (
+	// captureEnv switches the capture on. Without it the test skips: the replay tests over the committed
+	// histories are what runs in CI.
+	captureEnv = "CONCERT_CAPTURE_HISTORIES"
+
+	eve   = "2026-12-24T19:00:00"
+	price = 110_000
+	// window is the hold and admission window of every captured run: short, so the expiring paths end within
+	// seconds, yet long enough for the paying paths to make their few HTTP calls inside it.
+	window = 4 * time.Second
+	// anonymousIdentity replaces the pid@hostname identities of the capturing worker and client.
+	anonymousIdentity = "history-capture"
+)
+
+// outDir is where workflows/replay_test.go reads the histories, relative to this package.
+var outDir = filepath.Join("..", "..", "workflows", "testdata", "histories")
+
+// TestCaptureHistories regenerates workflows/testdata/histories from real runs: every path of a booking
+// session, driven through the HTTP API against PostgreSQL and an embedded Temporal server, and one closed run
+// of a concert's waiting room. The file names are the paths workflows/replay_test.go requires.
+func TestCaptureHistories(t *testing.T) {
+	if os.Getenv(captureEnv) != "1" {
+		t.Skip("captures the workflow histories replayed by package workflows; regenerate them with: " +
+			captureEnv + "=1 go test ./internal/histories/ -count=1 -v")
+	}
+	c := &capturer{t: t, s: teststack.Start(t, teststack.Options{HoldWindow: window, AdmissionWindow: window})}
+	// The paths that end when a window lapses go first, so their timers run while the others are driven.
+	c.admissionExpired()
+	c.holdExpiredAndSeatTaken()
+	c.cancelledBySupport()
+	c.repeatedJoin()
+	c.paidThenSoldOut()
+	c.writeAll()
+}
+
+// run is one workflow run whose history is written once it has closed.
+type run struct {
+	file       string // base name in outDir, without .json
+	workflowID string
+	runID      string
+	closed     enumspb.WorkflowExecutionStatus
+}
+
+// capturer drives the flows through the API and remembers the runs whose histories it writes.
+type capturer struct {
+	t    *testing.T
+	s    *teststack.Stack
+	runs []run
+}
+
+// admissionExpired: admitted at once, the user never holds a seat and the admission window lapses.
+func (c *capturer) admissionExpired() {
+	s := c.s
+	s.CreateConcert("IDLE", 10, teststack.ConcertDate{Date: eve, Seats: 2, Price: price})
+	u := s.CreateUser(0)
+	require.Equal(c.t, "ACTIVE", s.Token("IDLE", u).Str("status"))
+	c.capture("session-admission-expired", workflows.SessionWorkflowID("IDLE", u), enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+}
+
+// holdExpiredAndSeatTaken: one user holds seat 1 and lets the hold lapse; another finds seat 1 taken, holds
+// seat 2 instead and pays.
+func (c *capturer) holdExpiredAndSeatTaken() {
+	s := c.s
+	s.CreateConcert("HOLD", 10, teststack.ConcertDate{Date: eve, Seats: 2, Price: price})
+	slow, other := s.CreateUser(0), s.CreateUser(price)
+	a, b := s.Token("HOLD", slow).Str("token"), s.Token("HOLD", other).Str("token")
+	c.expect(c.reserve("HOLD", a, slow, 1), http.StatusOK, "")
+	c.expect(c.reserve("HOLD", b, other, 1), http.StatusConflict, "/problems/seat-taken")
+	c.expect(c.reserve("HOLD", b, other, 2), http.StatusOK, "")
+	c.expect(c.pay(b, other), http.StatusCreated, "")
+	c.capture("session-hold-expired", workflows.SessionWorkflowID("HOLD", slow), enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+	c.capture("session-seat-taken-then-held", workflows.SessionWorkflowID("HOLD", other), enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+}
+
+// cancelledBySupport: support staff cancel one session while it waits and another while it holds a seat; the
+// only slot of the concert is the holder's, so the waiter cannot be admitted meanwhile.
+func (c *capturer) cancelledBySupport() {
+	s := c.s
+	s.CreateConcert("HELP", 1, teststack.ConcertDate{Date: eve, Seats: 2, Price: price})
+	holder, waiter := s.CreateUser(0), s.CreateUser(0)
+	h := s.Token("HELP", holder)
+	require.Equal(c.t, "ACTIVE", h.Str("status"))
+	require.Equal(c.t, "WAITING", s.Token("HELP", waiter).Str("status"))
+	c.expect(c.reserve("HELP", h.Str("token"), holder, 1), http.StatusOK, "")
+	c.cancel(workflows.SessionWorkflowID("HELP", waiter))
+	c.cancel(workflows.SessionWorkflowID("HELP", holder))
+	c.capture("session-cancelled-while-waiting", workflows.SessionWorkflowID("HELP", waiter), enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)
+	c.capture("session-cancelled-while-held", workflows.SessionWorkflowID("HELP", holder), enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)
+}
+
+// repeatedJoin: the user asks for a token twice, as a retrying client does, gets the same session, and buys.
+func (c *capturer) repeatedJoin() {
+	s := c.s
+	s.CreateConcert("AGAIN", 10, teststack.ConcertDate{Date: eve, Seats: 2, Price: price})
+	u := s.CreateUser(price)
+	first := s.Token("AGAIN", u)
+	require.Equal(c.t, http.StatusCreated, first.Status)
+	second := s.Token("AGAIN", u)
+	require.Equal(c.t, http.StatusOK, second.Status, "a second token request joins the open session")
+	require.Equal(c.t, first.Str("token"), second.Str("token"))
+	c.expect(c.reserve("AGAIN", first.Str("token"), u, 1), http.StatusOK, "")
+	c.expect(c.pay(first.Str("token"), u), http.StatusCreated, "")
+	c.capture("session-repeated-join", workflows.SessionWorkflowID("AGAIN", u), enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+}
+
+// paidThenSoldOut: a concert of two seats that admits one session at a time. The first user buys at once;
+// the waiting room then admits the buyer, who holds the last seat, is short of money, tops up and pays; the
+// waiter behind ends SOLD_OUT, the waiting room closes, and a late user finds the concert sold out at the door.
+func (c *capturer) paidThenSoldOut() {
+	t, s := c.t, c.s
+	s.CreateConcert("LAST", 1, teststack.ConcertDate{Date: eve, Seats: 2, Price: price})
+	first, buyer, waiter, late := s.CreateUser(price), s.CreateUser(0), s.CreateUser(0), s.CreateUser(0)
+	f := s.Token("LAST", first)
+	require.Equal(t, "ACTIVE", f.Str("status"))
+	b := s.Token("LAST", buyer)
+	require.Equal(t, "WAITING", b.Str("status"))
+	w := s.Token("LAST", waiter)
+	require.Equal(t, "WAITING", w.Str("status"))
+	c.expect(c.reserve("LAST", f.Str("token"), first, 1), http.StatusOK, "")
+	c.expect(c.pay(f.Str("token"), first), http.StatusCreated, "")
+
+	// Wait until the workflow itself has the admission signal, not just the database, so the reserve below
+	// never overtakes the signal and the captured history is the same on every run.
+	buyerID := workflows.SessionWorkflowID("LAST", buyer)
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		v, err := s.Temporal.QueryWorkflow(ctx, buyerID, "", workflows.QueryStatus)
+		if !assert.NoError(ct, err) {
+			return
+		}
+		var view workflows.StatusView
+		if assert.NoError(ct, v.Get(&view)) {
+			assert.Equal(ct, booking.StatusActive, view.Status)
+		}
+	}, 30*time.Second, 100*time.Millisecond)
+	c.expect(c.reserve("LAST", b.Str("token"), buyer, 2), http.StatusOK, "")
+	c.expect(c.pay(b.Str("token"), buyer), http.StatusPaymentRequired, "/problems/insufficient-balance")
+	c.expect(s.Do(http.MethodPatch, "/api/v1/users/"+buyer+"/balance", "", map[string]any{"amount": price}), http.StatusOK, "")
+	c.expect(c.pay(b.Str("token"), buyer), http.StatusCreated, "")
+
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		r := s.Do(http.MethodGet, "/api/v1/concerts/LAST/token", w.Str("token"), nil)
+		assert.Equal(ct, "SOLD_OUT", r.Str("status"))
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, "SOLD_OUT", s.Token("LAST", late).Str("status"))
+
+	c.capture("session-paid", buyerID, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+	c.capture("session-sold-out-while-waiting", workflows.SessionWorkflowID("LAST", waiter), enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+	c.capture("session-sold-out-at-join", workflows.SessionWorkflowID("LAST", late), enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+	c.capture("admission-sold-out", workflows.AdmissionWorkflowID("LAST"), enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+}
+
+func (c *capturer) reserve(code, token, user string, seat int) teststack.Response {
+	c.t.Helper()
+	return c.s.Do(http.MethodPatch, "/api/v1/concerts/"+code, token, map[string]any{"UUID": user, "concertDate": eve, "seatNumber": seat})
+}
+
+func (c *capturer) pay(token, user string) teststack.Response {
+	c.t.Helper()
+	return c.s.Do(http.MethodPost, "/api/v1/payments", token, map[string]any{"UUID": user})
+}
+
+// cancel cancels a booking as support staff do, and waits for the answer that the compensation has run.
+func (c *capturer) cancel(bookingID string) {
+	c.t.Helper()
+	r := c.s.Do(http.MethodPost, "/api/v1/admin/bookings/"+bookingID+"/cancel", teststack.AdminToken,
+		map[string]any{"reason": "customer asked on the phone", "actor": anonymousIdentity})
+	c.expect(r, http.StatusOK, "")
+	require.Equal(c.t, string(booking.StatusCancelled), r.Str("status"))
+}
+
+// expect fails the capture unless the response has the status and, if given, the problem type.
+func (c *capturer) expect(r teststack.Response, status int, problemType string) {
+	c.t.Helper()
+	require.Equal(c.t, status, r.Status, string(r.Raw))
+	if problemType != "" {
+		require.Equal(c.t, problemType, r.ProblemType())
+	}
+}
+
+// capture remembers the current run of a workflow, to be written once it closes as it should.
+func (c *capturer) capture(file, workflowID string, closed enumspb.WorkflowExecutionStatus) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := c.s.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+	require.NoError(c.t, err, "describe %s", workflowID)
+	c.runs = append(c.runs, run{file: file, workflowID: workflowID, runID: d.GetWorkflowExecutionInfo().GetExecution().GetRunId(), closed: closed})
+}
+
+// writeAll waits for every captured run to close, then replaces the JSON files in outDir with their
+// histories. Nothing is removed unless every run closed as expected.
+func (c *capturer) writeAll() {
+	t := c.t
+	files := map[string][]byte{}
+	for _, r := range c.runs {
+		require.NotContains(t, files, r.file, "two runs captured as %s", r.file)
+		c.waitClosed(r)
+		files[r.file] = c.history(r)
+	}
+	stale, err := filepath.Glob(filepath.Join(outDir, "*.json"))
+	require.NoError(t, err)
+	for _, f := range stale {
+		require.NoError(t, os.Remove(f))
+	}
+	require.NoError(t, os.MkdirAll(outDir, 0o755))
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		path := filepath.Join(outDir, name+".json")
+		require.NoError(t, os.WriteFile(path, files[name], 0o644))
+		t.Logf("wrote %s (%d bytes)", path, len(files[name]))
+	}
+}
+
+// waitClosed waits until the run has closed and checks that it closed the way its path ends.
+func (c *capturer) waitClosed(r run) {
+	t := c.t
+	t.Helper()
+	var status enumspb.WorkflowExecutionStatus
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d, err := c.s.Temporal.DescribeWorkflowExecution(ctx, r.workflowID, r.runID)
+		if assert.NoError(ct, err) {
+			status = d.GetWorkflowExecutionInfo().GetStatus()
+			assert.NotEqual(ct, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, status)
+		}
+	}, 30*time.Second, 100*time.Millisecond, "%s (%s) did not close", r.file, r.workflowID)
+	require.Equal(t, r.closed, status, "%s (%s) closed unexpectedly", r.file, r.workflowID)
+}
+
+// history fetches every event of the run and renders it as `temporal workflow show --output json` does:
+// protobuf JSON with payloads in their full (not shorthand) form, which ReplayWorkflowHistoryFromJSONFile reads.
+func (c *capturer) history(r run) []byte {
+	t := c.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	it := c.s.Temporal.GetWorkflowHistory(ctx, r.workflowID, r.runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for it.HasNext() {
+		e, err := it.Next()
+		require.NoError(t, err, "history of %s", r.workflowID)
+		h.Events = append(h.Events, e)
+	}
+	anonymize(h)
+	raw, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(h)
+	require.NoError(t, err)
+	return append(raw, '\n')
+}
+
+// anonymize replaces every identity (pid@hostname of the worker or client that caused an event) and the name
+// of the worker's sticky task queue (hostname:uuid), so the committed files do not name the capturing machine
+// and a regeneration changes only what the runs did. Replay reads neither.
+func anonymize(h *historypb.History) {
+	clearIdentities(h.ProtoReflect())
+	for _, e := range h.Events {
+		if q := e.GetWorkflowTaskScheduledEventAttributes().GetTaskQueue(); q.GetKind() == enumspb.TASK_QUEUE_KIND_STICKY {
+			q.Name = anonymousIdentity + ":sticky"
+		}
+	}
+}
+
+// clearIdentities replaces the value of every field named identity in m and the messages it holds.
+func clearIdentities(m protoreflect.Message) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Kind() == protoreflect.StringKind && fd.Name() == "identity" && !fd.IsList() && !fd.IsMap():
+			m.Set(fd, protoreflect.ValueOfString(anonymousIdentity))
+		case fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind:
+		case fd.IsList():
+			for i, l := 0, v.List(); i < l.Len(); i++ {
+				clearIdentities(l.Get(i).Message())
+			}
+		case fd.IsMap():
+			if fd.MapValue().Kind() == protoreflect.MessageKind {
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+					clearIdentities(mv.Message())
+					return true
+				})
+			}
+		default:
+			clearIdentities(v.Message())
+		}
+		return true
+	})
+}

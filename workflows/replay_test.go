@@ -1,0 +1,204 @@
+package workflows_test
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/ticketing/concert/booking"
+	"github.com/ticketing/concert/workflows"
+)
+
+// historyDir holds histories captured from real runs of the whole stack by package internal/histories.
+// Regenerate them (after adding a path, or after a versioned change retired the old code) with:
+//
+//	CONCERT_CAPTURE_HISTORIES=1 go test ./internal/histories/ -count=1 -v
+const historyDir = "testdata/histories"
+
+// capturedPath is one path a workflow can take and what its captured history must show, so that no path's
+// history can silently disappear or be replaced by another path's.
+type capturedPath struct {
+	file         string // in historyDir, without .json
+	workflowType string
+	last         enumspb.EventType // how the run closed
+	status       booking.Status    // the SessionResult's status; "" for runs that return none
+	// messages is every update (with its failure type, if it failed), signal and cancel request the run
+	// received, in order of arrival.
+	messages []string
+	// ran are local activities the run must have recorded, in any order.
+	ran []string
+}
+
+var (
+	completed = enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+	cancelled = enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED
+)
+
+// capturedPaths is every path of a booking session and a waiting room that has admitted sessions and closed.
+// A new path gets a row here and a flow in internal/histories.
+var capturedPaths = []capturedPath{
+	{"session-paid", "BookingSession", completed, booking.StatusPaid,
+		[]string{update(workflows.UpdateJoin), signal(booking.SignalAdmission), update(workflows.UpdateReserve),
+			failedUpdate(workflows.UpdatePay, booking.ErrInsufficientBalance), update(workflows.UpdatePay)},
+		[]string{"JoinQueue", "HoldSeat", "Pay"}},
+	{"session-hold-expired", "BookingSession", completed, booking.StatusExpired,
+		[]string{update(workflows.UpdateJoin), update(workflows.UpdateReserve)},
+		[]string{"HoldSeat", "Release"}},
+	{"session-admission-expired", "BookingSession", completed, booking.StatusExpired,
+		[]string{update(workflows.UpdateJoin)},
+		[]string{"JoinQueue", "Release"}},
+	{"session-sold-out-while-waiting", "BookingSession", completed, booking.StatusSoldOut,
+		[]string{update(workflows.UpdateJoin), signal(booking.SignalAdmission)},
+		[]string{"JoinQueue"}},
+	{"session-sold-out-at-join", "BookingSession", completed, booking.StatusSoldOut,
+		[]string{update(workflows.UpdateJoin)},
+		[]string{"JoinQueue"}},
+	{"session-seat-taken-then-held", "BookingSession", completed, booking.StatusPaid,
+		[]string{update(workflows.UpdateJoin), failedUpdate(workflows.UpdateReserve, booking.ErrSeatTaken),
+			update(workflows.UpdateReserve), update(workflows.UpdatePay)},
+		[]string{"HoldSeat", "Pay"}},
+	{"session-cancelled-while-held", "BookingSession", cancelled, "",
+		[]string{update(workflows.UpdateJoin), update(workflows.UpdateReserve), cancelRequest},
+		[]string{"HoldSeat", "Release"}},
+	{"session-cancelled-while-waiting", "BookingSession", cancelled, "",
+		[]string{update(workflows.UpdateJoin), cancelRequest},
+		[]string{"JoinQueue", "Release"}},
+	{"session-repeated-join", "BookingSession", completed, booking.StatusPaid,
+		[]string{update(workflows.UpdateJoin), update(workflows.UpdateJoin), update(workflows.UpdateReserve), update(workflows.UpdatePay)},
+		[]string{"HoldSeat", "Pay"}},
+	{"admission-sold-out", "Admission", completed, "",
+		[]string{signal(workflows.SignalWake), signal(workflows.SignalWake)},
+		[]string{"AdmitNext", "NotifyAdmissions"}},
+}
+
+func update(name string) string { return "update " + name }
+
+func failedUpdate(name string, t booking.ErrorType) string {
+	return "update " + name + " failed " + string(t)
+}
+
+func signal(name string) string { return "signal " + name }
+
+const cancelRequest = "cancel requested"
+
+// localActivityMarker names the markers in which the SDK records a local activity's type and result.
+const localActivityMarker = "LocalActivity"
+
+// TestReplay_EveryCapturedHistory_ReplaysWithoutNondeterminism replays each committed history against the
+// current workflow code, registered under the names worker.New uses. A change that would break a running
+// workflow (a timer, local activity, search attribute upsert or completion added, removed, renamed or
+// reordered outside workflow.GetVersion) fails here before it is deployed.
+func TestReplay_EveryCapturedHistory_ReplaysWithoutNondeterminism(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(historyDir, "*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files, "no histories in %s", historyDir)
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".json"), func(t *testing.T) {
+			t.Parallel()
+			// Local activities need no registration: replay takes their results from the history's markers
+			// (and checks each marker's activity type against the code). WorkflowReplayer registers
+			// workflows only.
+			replayer := worker.NewWorkflowReplayer()
+			replayer.RegisterWorkflowWithOptions(workflows.BookingSession, workflow.RegisterOptions{Name: "BookingSession"})
+			replayer.RegisterWorkflowWithOptions(workflows.Admission, workflow.RegisterOptions{Name: "Admission"})
+			logger := sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+			require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(logger, file))
+		})
+	}
+}
+
+// TestReplay_CapturedHistories_CoverEveryPath proves the committed histories are exactly the paths listed in
+// capturedPaths and that each file really is its path: the workflow type, how it closed, the session's final
+// status, the messages it received and the local activities it ran.
+func TestReplay_CapturedHistories_CoverEveryPath(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(historyDir, "*.json"))
+	require.NoError(t, err)
+	var have, want []string
+	for _, f := range files {
+		have = append(have, strings.TrimSuffix(filepath.Base(f), ".json"))
+	}
+	for _, p := range capturedPaths {
+		want = append(want, p.file)
+	}
+	assert.ElementsMatch(t, want, have, "histories in %s must be exactly the captured paths", historyDir)
+
+	for _, p := range capturedPaths {
+		t.Run(p.file, func(t *testing.T) {
+			h := readHistory(t, filepath.Join(historyDir, p.file+".json"))
+			first, last := h.Events[0], h.Events[len(h.Events)-1]
+			assert.Equal(t, p.workflowType, first.GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName())
+			require.Equal(t, p.last, last.GetEventType())
+			if p.status != "" {
+				var res workflows.SessionResult
+				require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(
+					last.GetWorkflowExecutionCompletedEventAttributes().GetResult(), &res))
+				assert.Equal(t, p.status, res.Status)
+			}
+			messages, ran := trace(t, h)
+			assert.Equal(t, p.messages, messages)
+			for _, a := range p.ran {
+				assert.Contains(t, ran, a, "local activities recorded")
+			}
+		})
+	}
+}
+
+func readHistory(t *testing.T, path string) *historypb.History {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(h.Events), 3, "%s is too short to be a history", path)
+	return h
+}
+
+// trace lists what a history received (updates in order of acceptance with their failure type, signals,
+// cancel requests) and the local activities whose markers it recorded.
+func trace(t *testing.T, h *historypb.History) (messages, activities []string) {
+	t.Helper()
+	updateAt := map[int64]int{} // accepted event ID -> index in messages
+	for _, e := range h.Events {
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+			updateAt[e.GetEventId()] = len(messages)
+			messages = append(messages, update(e.GetWorkflowExecutionUpdateAcceptedEventAttributes().GetAcceptedRequest().GetInput().GetName()))
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+			a := e.GetWorkflowExecutionUpdateCompletedEventAttributes()
+			i, ok := updateAt[a.GetAcceptedEventId()]
+			require.True(t, ok, "update completed in event %d was never accepted", e.GetEventId())
+			if f := a.GetOutcome().GetFailure(); f != nil {
+				messages[i] += " failed " + f.GetApplicationFailureInfo().GetType()
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+			messages = append(messages, signal(e.GetWorkflowExecutionSignaledEventAttributes().GetSignalName()))
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+			messages = append(messages, cancelRequest)
+		case enumspb.EVENT_TYPE_MARKER_RECORDED:
+			a := e.GetMarkerRecordedEventAttributes()
+			if a.GetMarkerName() != localActivityMarker {
+				continue // side effects and versions
+			}
+			var marker struct{ ActivityType string }
+			require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(a.GetDetails()["data"], &marker))
+			if !slices.Contains(activities, marker.ActivityType) {
+				activities = append(activities, marker.ActivityType)
+			}
+		}
+	}
+	return messages, activities
+}
