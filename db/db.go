@@ -63,6 +63,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	return &Store{db: conn}, nil
 }
 
+// SetMaxConns bounds the connection pool (Open sets 32). Tests that run many stores at once use fewer, so
+// they stay under the server's max_connections.
+func (s *Store) SetMaxConns(n int) {
+	s.db.SetMaxOpenConns(n)
+	s.db.SetMaxIdleConns(n)
+}
+
 // Close closes the connection pool.
 func (s *Store) Close() error { return s.db.Close() }
 

@@ -68,6 +68,17 @@ func newUser(t *testing.T, store *db.Store, balance int64) string {
 	return u.UUID
 }
 
+// newUsers registers n users without balance: one for each session a test keeps live in one concert at the
+// same time, since the store lets a user have only one live session per concert.
+func newUsers(t *testing.T, store *db.Store, n int) []string {
+	t.Helper()
+	users := make([]string, n)
+	for i := range users {
+		users[i] = newUser(t, store, 0)
+	}
+	return users
+}
+
 // joinParams describes a new session of user for the concert code.
 func joinParams(code, user string) db.JoinParams {
 	id := uuid.NewString()

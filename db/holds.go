@@ -246,7 +246,12 @@ WHERE id = $1 AND status IN ('WAITING', 'ACTIVE', 'HELD')`
 		if _, err := tx.ExecContext(ctx, free, sessionID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, end, sessionID, status)
+		if _, err := tx.ExecContext(ctx, end, sessionID, status); err != nil {
+			return err
+		}
+		// A HoldSeat of this session may have been committing while the first free ran: it held the
+		// session row, which end waited for. Free again, now that its seat is visible.
+		_, err := tx.ExecContext(ctx, free, sessionID)
 		return err
 	})
 	if err != nil {

@@ -113,7 +113,7 @@ func TestHoldSeatErrors(t *testing.T) {
 			}},
 		{name: "seat held by another live session", want: db.ErrSeatTaken,
 			arrange: func(t *testing.T, s show) db.HoldParams {
-				hold(t, store, s, admitted(t, store, s.code, user).ID, 2)
+				hold(t, store, s, admitted(t, store, s.code, newUser(t, store, 0)).ID, 2)
 				return holdParams(s, admitted(t, store, s.code, user).ID, 2)
 			}},
 		{name: "seat sold", want: db.ErrSeatTaken,
@@ -187,11 +187,12 @@ func TestHoldSeatTakesALapsedHoldBeforeItsReleaseRuns(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 2, 3, 1_000)
-	user := newUser(t, store, 0)
-	slow := admitted(t, store, s.code, user)
+	users := newUsers(t, store, 2)
+	slow := admitted(t, store, s.code, users[0])
 	hold(t, store, s, slow.ID, 1)
 	lapseHold(t, store, slow.ID) // its window passed; its Release has not run yet
-	next := admitted(t, store, s.code, user)
+	next := admitted(t, store, s.code, users[1])
+	require.Equal(t, statusHeld, status(t, store, slow.ID), "the lapsed session is not ended yet")
 
 	r := hold(t, store, s, next.ID, 1)
 
@@ -208,10 +209,10 @@ func TestHoldSeatRaceOfHundredSessionsHasExactlyOneWinner(t *testing.T) {
 	store := dbtest.New(t)
 	const racers = 100
 	s := newShow(t, store, racers, 5, 1_000)
-	user := newUser(t, store, 0)
+	users := newUsers(t, store, racers)
 	sessions := make([]db.Session, racers)
 	for i := range sessions {
-		sessions[i] = admitted(t, store, s.code, user)
+		sessions[i] = admitted(t, store, s.code, users[i])
 	}
 
 	got := make([]db.Reservation, racers)

@@ -156,7 +156,8 @@ func TestPayErrors(t *testing.T) {
 			arrange: func(t *testing.T, s show, user string) string {
 				sess, _ := heldSession(t, store, s, user)
 				lapseHold(t, store, sess.ID)
-				hold(t, store, s, admitted(t, store, s.code, user).ID, 1)
+				hold(t, store, s, admitted(t, store, s.code, newUser(t, store, 0)).ID, 1)
+				require.Equal(t, statusHeld, status(t, store, sess.ID), "the lapsed session is not ended yet")
 				return sess.ID
 			}},
 	}

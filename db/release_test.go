@@ -2,10 +2,12 @@ package db_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/db/dbtest"
 )
 
@@ -43,10 +45,10 @@ func TestReleaseAfterAnotherSessionTookTheLapsedSeatLeavesThatSeatAlone(t *testi
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 2, 2, 1_000)
-	user := newUser(t, store, 0)
-	slow, _ := heldSession(t, store, s, user)
+	users := newUsers(t, store, 2)
+	slow, _ := heldSession(t, store, s, users[0])
 	lapseHold(t, store, slow.ID)
-	next := admitted(t, store, s.code, user)
+	next := admitted(t, store, s.code, users[1])
 	r := hold(t, store, s, next.ID, 1)
 	taken := seat(t, store, s, 1)
 
@@ -81,9 +83,10 @@ func TestReleaseOfAWaitingSessionEndsIt(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 1, 2, 1_000)
-	user := newUser(t, store, 0)
-	admitted(t, store, s.code, user)
-	waiter := join(t, store, s.code, user)
+	users := newUsers(t, store, 2)
+	admitted(t, store, s.code, users[0])
+	waiter := join(t, store, s.code, users[1])
+	require.Equal(t, statusWaiting, waiter.Status)
 
 	require.NoError(t, store.Release(t.Context(), waiter.ID, statusCancelled))
 
@@ -91,4 +94,78 @@ func TestReleaseOfAWaitingSessionEndsIt(t *testing.T) {
 	res, err := store.AdmitNext(t.Context(), s.code, window)
 	require.NoError(t, err)
 	assert.Zero(t, res.Waiting, "a cancelled session no longer waits")
+}
+
+// TestReleaseFreesASeatWhoseHoldCommittedMeanwhile proves that a Release racing with the commit of the same
+// session's HoldSeat does not leave the seat HELD by an ended session: the hold's transaction holds the
+// session row, Release waits for it and then frees the seat it can now see.
+func TestReleaseFreesASeatWhoseHoldCommittedMeanwhile(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	ctx := t.Context()
+	code := "RACE-REL"
+	require.NoError(t, store.CreateConcert(ctx, db.NewConcert{Code: code, Title: "t", MaxActive: 5,
+		Dates: []db.NewConcertDate{{Date: time.Date(2026, 12, 24, 19, 0, 0, 0, time.UTC), Seats: 2, Price: 10}}}))
+	u, err := store.CreateUser(ctx)
+	require.NoError(t, err)
+	sess, _, err := store.JoinQueue(ctx, db.JoinParams{SessionID: "s-race", WorkflowID: "w", ConcertCode: code, UserUUID: u.UUID, AdmissionWindow: time.Minute})
+	require.NoError(t, err)
+	require.Equal(t, "ACTIVE", sess.Status)
+
+	// HoldSeat's statements, in a transaction left open.
+	tx, err := store.DB().Beginx()
+	require.NoError(t, err)
+	defer tx.Rollback()
+	_, err = tx.Exec(`UPDATE sessions SET status = 'HELD', held_until = now() + interval '1 minute' WHERE id = 's-race'`)
+	require.NoError(t, err)
+	_, err = tx.Exec(`UPDATE seats SET status = 'HELD', session_id = 's-race', reservation_id = gen_random_uuid(), held_until = now() + interval '1 minute' WHERE concert_code = $1 AND seat_number = 1`, code)
+	require.NoError(t, err)
+
+	released := make(chan error, 1)
+	go func() { released <- store.Release(ctx, "s-race", "CANCELLED") }()
+	time.Sleep(200 * time.Millisecond) // let Release block on the session row
+	require.NoError(t, tx.Commit())
+	require.NoError(t, <-released)
+
+	var seat string
+	require.NoError(t, store.DB().Get(&seat, `SELECT status FROM seats WHERE concert_code = $1 AND seat_number = 1`, code))
+	assert.Equal(t, "AVAILABLE", seat)
+	got, err := store.GetSession(ctx, "s-race")
+	require.NoError(t, err)
+	assert.Equal(t, "CANCELLED", got.Status)
+}
+
+// TestJoinQueueEndsALiveSessionLeftByAClosedRun proves the one-live-session rule: when a user's new session
+// joins while an older one of the same concert is still live in the database (its workflow was terminated
+// and will never end it), the old one ends CANCELLED and its seat is freed, instead of the join failing.
+func TestJoinQueueEndsALiveSessionLeftByAClosedRun(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	ctx := t.Context()
+	code := "ORPHAN"
+	date := time.Date(2026, 12, 24, 19, 0, 0, 0, time.UTC)
+	require.NoError(t, store.CreateConcert(ctx, db.NewConcert{Code: code, Title: "t", MaxActive: 5,
+		Dates: []db.NewConcertDate{{Date: date, Seats: 2, Price: 10}}}))
+	u, err := store.CreateUser(ctx)
+	require.NoError(t, err)
+	join := func(id string) db.Session {
+		s, _, err := store.JoinQueue(ctx, db.JoinParams{SessionID: id, WorkflowID: "w", ConcertCode: code, UserUUID: u.UUID, AdmissionWindow: time.Minute})
+		require.NoError(t, err)
+		return s
+	}
+	join("old")
+	_, err = store.HoldSeat(ctx, db.HoldParams{SessionID: "old", ConcertCode: code, Date: date, SeatNumber: 2,
+		ReservationID: "6a1f6a34-4a38-4b8e-9a0e-3a3c8f0b2e11", Window: time.Minute})
+	require.NoError(t, err)
+
+	fresh := join("new")
+	assert.Equal(t, "ACTIVE", fresh.Status)
+	old, err := store.GetSession(ctx, "old")
+	require.NoError(t, err)
+	assert.Equal(t, "CANCELLED", old.Status)
+	var seat string
+	require.NoError(t, store.DB().Get(&seat, `SELECT status FROM seats WHERE concert_code = $1 AND seat_number = 2`, code))
+	assert.Equal(t, "AVAILABLE", seat)
+	_, err = store.DB().Exec(`UPDATE sessions SET status = 'ACTIVE' WHERE id = 'old'`)
+	assert.Error(t, err, "the database refuses a second live session of one user and concert")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -93,6 +94,13 @@ const soldOutQuery = `SELECT NOT EXISTS (SELECT 1 FROM seats WHERE concert_code 
 func (s *Store) JoinQueue(ctx context.Context, p JoinParams) (sess Session, created bool, err error) {
 	const existing = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
 	const waitingExists = `SELECT EXISTS (SELECT 1 FROM sessions WHERE concert_code = $1 AND status = 'WAITING')`
+	const freeOrphans = `
+UPDATE seats SET status = 'AVAILABLE', session_id = NULL, reservation_id = NULL, held_until = NULL
+WHERE status = 'HELD' AND session_id IN (
+    SELECT id FROM sessions WHERE concert_code = $1 AND user_uuid = $2 AND id <> $3 AND status IN ('WAITING', 'ACTIVE', 'HELD'))`
+	const endOrphans = `
+UPDATE sessions SET status = 'CANCELLED', status_since = now()
+WHERE concert_code = $1 AND user_uuid = $2 AND id <> $3 AND status IN ('WAITING', 'ACTIVE', 'HELD')`
 	const insert = `
 INSERT INTO sessions (id, workflow_id, concert_code, user_uuid, status, notified, active_until, admitted_at)
 VALUES ($1, $2, $3, $4, $5::text, true,
@@ -110,6 +118,14 @@ RETURNING ` + sessionColumns
 		if err := tx.GetContext(ctx, &sess, existing, p.SessionID); err == nil {
 			return nil
 		} else if err != sql.ErrNoRows {
+			return err
+		}
+		// Temporal runs one session workflow per user and concert at a time, so a live row of another session
+		// of this user belongs to a run that is closed (terminated, say) and will never end it: end it here.
+		if _, err := tx.ExecContext(ctx, freeOrphans, p.ConcertCode, p.UserUUID, p.SessionID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, endOrphans, p.ConcertCode, p.UserUUID, p.SessionID); err != nil {
 			return err
 		}
 		status := "WAITING"
@@ -165,7 +181,7 @@ FROM sessions s WHERE id = $1`
 	// The recent admission rate, or failing that the slowest possible one (every admitted session using its
 	// whole window), turns a position into an estimated wait.
 	const rate = `
-SELECT (SELECT count(*) FROM sessions WHERE concert_code = $1 AND admitted_at > now() - interval '5 minutes') AS recent,
+SELECT (SELECT count(*) FROM sessions WHERE concert_code = $1 AND admitted_at > now() - $2 * interval '1 microsecond') AS recent,
        (SELECT max_active FROM concerts WHERE code = $1) AS max_active`
 	var v SessionView
 	if err := s.db.GetContext(ctx, &v, q, id); err != nil {
@@ -178,15 +194,66 @@ SELECT (SELECT count(*) FROM sessions WHERE concert_code = $1 AND admitted_at > 
 		Recent    int64 `db:"recent"`
 		MaxActive int64 `db:"max_active"`
 	}
-	if err := s.db.GetContext(ctx, &r, rate, v.ConcertCode); err != nil {
+	if err := s.db.GetContext(ctx, &r, rate, v.ConcertCode, micros(admissionRateWindow)); err != nil {
 		return SessionView{}, fmt.Errorf("admission rate of %s: %w", v.ConcertCode, err)
 	}
-	if r.Recent > 0 {
-		v.EstimatedWait = time.Duration(float64(v.Position) / (float64(r.Recent) / 300) * float64(time.Second))
-	} else if r.MaxActive > 0 {
-		v.EstimatedWait = time.Duration((v.Position+r.MaxActive-1)/r.MaxActive) * admissionWindow
-	}
+	v.EstimatedWait = QueueSnapshot{RecentAdmissions: r.Recent, MaxActive: r.MaxActive}.EstimatedWait(v.Position, admissionWindow)
 	return v, nil
+}
+
+// admissionRateWindow is the span over which recent admissions are counted for wait estimates.
+const admissionRateWindow = 5 * time.Minute
+
+// QueueSnapshot is a concert's waiting room at one moment: the sequence numbers of the waiting sessions in
+// order, and the figures that turn a place in the queue into an estimated wait. The API keeps one per concert
+// for a moment, so that position polls of many thousand waiting sessions cost a binary search, not a count.
+type QueueSnapshot struct {
+	Waiting          []int64
+	RecentAdmissions int64
+	MaxActive        int64
+}
+
+// Queue reads the waiting room of a concert.
+func (s *Store) Queue(ctx context.Context, code string) (QueueSnapshot, error) {
+	const waiting = `SELECT seq FROM sessions WHERE concert_code = $1 AND status = 'WAITING' ORDER BY seq`
+	const rate = `
+SELECT (SELECT count(*) FROM sessions WHERE concert_code = $1 AND admitted_at > now() - $2 * interval '1 microsecond') AS recent,
+       COALESCE((SELECT max_active FROM concerts WHERE code = $1), 0) AS max_active`
+	q := QueueSnapshot{Waiting: []int64{}}
+	if err := s.db.SelectContext(ctx, &q.Waiting, waiting, code); err != nil {
+		return QueueSnapshot{}, fmt.Errorf("queue of %s: %w", code, err)
+	}
+	var r struct {
+		Recent    int64 `db:"recent"`
+		MaxActive int64 `db:"max_active"`
+	}
+	if err := s.db.GetContext(ctx, &r, rate, code, micros(admissionRateWindow)); err != nil {
+		return QueueSnapshot{}, fmt.Errorf("admission rate of %s: %w", code, err)
+	}
+	q.RecentAdmissions, q.MaxActive = r.Recent, r.MaxActive
+	return q, nil
+}
+
+// Position is the place in the queue of the waiting session with sequence number seq: 1 for the next to be
+// admitted. It counts the waiting sessions ahead, so it is right also for a session that joined after the
+// snapshot was taken.
+func (q QueueSnapshot) Position(seq int64) int64 {
+	return int64(sort.Search(len(q.Waiting), func(i int) bool { return q.Waiting[i] >= seq })) + 1
+}
+
+// EstimatedWait turns a position into a wait: at the recent admission rate, or failing that at the slowest
+// possible one (every admitted session using its whole admission window).
+func (q QueueSnapshot) EstimatedWait(position int64, admissionWindow time.Duration) time.Duration {
+	switch {
+	case position <= 0:
+		return 0
+	case q.RecentAdmissions > 0:
+		perSecond := float64(q.RecentAdmissions) / admissionRateWindow.Seconds()
+		return time.Duration(float64(position) / perSecond * float64(time.Second))
+	case q.MaxActive > 0:
+		return time.Duration((position+q.MaxActive-1)/q.MaxActive) * admissionWindow
+	}
+	return 0
 }
 
 // AdmitNext runs one step of a concert's waiting room: if every seat is sold it ends the waiting and active

@@ -43,11 +43,11 @@ func TestJoinQueueAdmitsUpToMaxActiveAtOnceThenQueues(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 2, 10, 1_000)
-	user := newUser(t, store, 0)
+	users := newUsers(t, store, 3)
 
-	first := join(t, store, s.code, user)
-	second := join(t, store, s.code, user)
-	third := join(t, store, s.code, user)
+	first := join(t, store, s.code, users[0])
+	second := join(t, store, s.code, users[1])
+	third := join(t, store, s.code, users[2])
 
 	for _, a := range []db.Session{first, second} {
 		assert.Equal(t, statusActive, a.Status)
@@ -59,7 +59,7 @@ func TestJoinQueueAdmitsUpToMaxActiveAtOnceThenQueues(t *testing.T) {
 	assert.Less(t, first.Seq, second.Seq)
 	assert.Less(t, second.Seq, third.Seq)
 	assert.Equal(t, s.code, third.ConcertCode)
-	assert.Equal(t, user, third.UserUUID)
+	assert.Equal(t, users[2], third.UserUUID)
 	assert.Equal(t, "session-"+third.ID, third.WorkflowID)
 }
 
@@ -67,9 +67,8 @@ func TestJoinQueueWithSameSessionIDReturnsTheExistingRow(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 1, 10, 1_000)
-	user := newUser(t, store, 0)
-	admitted(t, store, s.code, user)
-	p := joinParams(s.code, user)
+	admitted(t, store, s.code, newUser(t, store, 0)) // another user fills the only slot
+	p := joinParams(s.code, newUser(t, store, 0))
 
 	first, created, err := store.JoinQueue(t.Context(), p)
 	require.NoError(t, err)
@@ -101,7 +100,7 @@ func TestJoinQueueOutcomes(t *testing.T) {
 			pause(t, store, s.code, true)
 		}},
 		{name: "full concert queues", want: statusWaiting, setup: func(t *testing.T, s show) {
-			admitted(t, store, s.code, user)
+			admitted(t, store, s.code, newUser(t, store, 0)) // another user fills the only slot
 		}},
 		{name: "sold-out concert ends the session SOLD_OUT", want: statusSoldOut, setup: func(t *testing.T, s show) {
 			exec(t, store, `UPDATE seats SET status = 'SOLD', session_id = 'buyer-' || seat_number WHERE concert_code = $1`, s.code)
@@ -145,13 +144,13 @@ func TestJoinQueueKeepsFIFOWhenSomeoneWaitsForAFreeSlot(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 1, 10, 1_000)
-	user := newUser(t, store, 0)
-	first := admitted(t, store, s.code, user)
-	waiter := join(t, store, s.code, user)
+	users := newUsers(t, store, 3)
+	first := admitted(t, store, s.code, users[0])
+	waiter := join(t, store, s.code, users[1])
 	require.Equal(t, statusWaiting, waiter.Status)
 	require.NoError(t, store.Release(t.Context(), first.ID, statusCancelled)) // a slot is free now
 
-	late := join(t, store, s.code, user)
+	late := join(t, store, s.code, users[2])
 	assert.Equal(t, statusWaiting, late.Status, "a later joiner must not overtake the waiting one")
 
 	res, err := store.AdmitNext(t.Context(), s.code, window)
@@ -164,9 +163,9 @@ func TestViewSessionPositionsFollowJoinOrderAndCloseUp(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 1, 10, 1_000)
-	user := newUser(t, store, 0)
-	in := admitted(t, store, s.code, user)
-	queue := []db.Session{join(t, store, s.code, user), join(t, store, s.code, user), join(t, store, s.code, user)}
+	users := newUsers(t, store, 4)
+	in := admitted(t, store, s.code, users[0])
+	queue := []db.Session{join(t, store, s.code, users[1]), join(t, store, s.code, users[2]), join(t, store, s.code, users[3])}
 	positions := func() []int64 {
 		out := make([]int64, len(queue))
 		for i, q := range queue {
@@ -202,12 +201,13 @@ func TestViewSessionWithoutRecentAdmissionsAssumesWholeWindows(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 2, 10, 1_000)
-	user := newUser(t, store, 0)
+	waits := []time.Duration{window, window, 2 * window, 2 * window, 3 * window}
+	users := newUsers(t, store, len(waits))
 	pause(t, store, s.code, true) // nobody is admitted, so there is no recent rate
 	var want []time.Duration
 	var got []time.Duration
-	for _, w := range []time.Duration{window, window, 2 * window, 2 * window, 3 * window} {
-		q := join(t, store, s.code, user)
+	for i, w := range waits {
+		q := join(t, store, s.code, users[i])
 		v, err := store.ViewSession(t.Context(), q.ID, window)
 		require.NoError(t, err)
 		want = append(want, w)
@@ -231,10 +231,9 @@ func TestAdmitNextAdmitsInFIFOOrderAndReportsUntilNotified(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 2, 10, 1_000)
-	user := newUser(t, store, 0)
 	pause(t, store, s.code, true)
 	var queue []db.Session
-	for range 5 {
+	for _, user := range newUsers(t, store, 5) {
 		queue = append(queue, join(t, store, s.code, user))
 	}
 
@@ -282,7 +281,6 @@ func TestAdmitNextAdmitsInFIFOOrderAndReportsUntilNotified(t *testing.T) {
 func TestAdmitNextFreesSlotsOnlyOfSessionsOutsideTheirWindow(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
-	user := newUser(t, store, 0)
 	tests := []struct {
 		name        string
 		occupant    func(t *testing.T, s show, occupant db.Session)
@@ -306,8 +304,9 @@ func TestAdmitNextFreesSlotsOnlyOfSessionsOutsideTheirWindow(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := newShow(t, store, 1, 3, 1_000)
-			occupant := admitted(t, store, s.code, user)
-			waiter := join(t, store, s.code, user)
+			users := newUsers(t, store, 2)
+			occupant := admitted(t, store, s.code, users[0])
+			waiter := join(t, store, s.code, users[1])
 			tt.occupant(t, s, occupant)
 
 			res, err := store.AdmitNext(t.Context(), s.code, window)
@@ -324,10 +323,9 @@ func TestAdmitNextEndsWaitingAndActiveSessionsSoldOutWhenEverySeatIsSold(t *test
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 2, 1, 1_000)
-	user := newUser(t, store, 1_000)
-	buyer := admitted(t, store, s.code, user)
-	browser := admitted(t, store, s.code, user)
-	waiter := join(t, store, s.code, user)
+	buyer := admitted(t, store, s.code, newUser(t, store, 1_000))
+	browser := admitted(t, store, s.code, newUser(t, store, 0))
+	waiter := join(t, store, s.code, newUser(t, store, 0))
 	require.Equal(t, statusWaiting, waiter.Status)
 	hold(t, store, s, buyer.ID, 1)
 	_, err := store.Pay(t.Context(), buyer.ID)
@@ -356,13 +354,13 @@ func TestAdmitNextNeverAdmitsPastMaxActiveUnderConcurrency(t *testing.T) {
 	store := dbtest.New(t)
 	const maxActive, joiners, admitters = 5, 60, 10
 	s := newShow(t, store, maxActive, 10, 1_000)
-	user := newUser(t, store, 0)
+	users := newUsers(t, store, joiners)
 
 	errs := make([]error, joiners+admitters)
 	var overfull atomic.Int32
 	together(joiners+admitters, func(i int) {
 		if i < joiners {
-			_, _, errs[i] = store.JoinQueue(t.Context(), joinParams(s.code, user))
+			_, _, errs[i] = store.JoinQueue(t.Context(), joinParams(s.code, users[i]))
 			return
 		}
 		for range 5 {

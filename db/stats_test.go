@@ -29,27 +29,27 @@ func TestConcertStatsCountsEverySessionStatusLiveHoldsAndAdmissions(t *testing.T
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 10, 6, 1_000)
-	user := newUser(t, store, 10_000)
+	users := newUsers(t, store, 8) // one per session but the paid one's
 
-	paid := admitted(t, store, s.code, user)
+	paid := admitted(t, store, s.code, newUser(t, store, 10_000))
 	hold(t, store, s, paid.ID, 1)
 	_, err := store.Pay(t.Context(), paid.ID)
 	require.NoError(t, err)
-	held := admitted(t, store, s.code, user)
+	held := admitted(t, store, s.code, users[0])
 	hold(t, store, s, held.ID, 2)
-	lapsed := admitted(t, store, s.code, user)
+	lapsed := admitted(t, store, s.code, users[1])
 	hold(t, store, s, lapsed.ID, 3)
 	lapseHold(t, store, lapsed.ID) // the session stays HELD until its workflow ends it; the seat is free
-	expired := admitted(t, store, s.code, user)
+	expired := admitted(t, store, s.code, users[2])
 	hold(t, store, s, expired.ID, 4)
 	require.NoError(t, store.Release(t.Context(), expired.ID, statusExpired))
-	cancelled := admitted(t, store, s.code, user)
+	cancelled := admitted(t, store, s.code, users[3])
 	require.NoError(t, store.Release(t.Context(), cancelled.ID, statusCancelled))
-	admitted(t, store, s.code, user) // stays ACTIVE
+	admitted(t, store, s.code, users[4]) // stays ACTIVE
 	pause(t, store, s.code, true)
-	join(t, store, s.code, user)
-	join(t, store, s.code, user)
-	gaveUp := join(t, store, s.code, user)
+	join(t, store, s.code, users[5])
+	join(t, store, s.code, users[6])
+	gaveUp := join(t, store, s.code, users[7])
 	require.NoError(t, store.Release(t.Context(), gaveUp.ID, statusCancelled)) // never admitted
 
 	assert.Equal(t, db.ConcertStats{

@@ -57,6 +57,10 @@ func NewURL(t testing.TB) string {
 	return u.String()
 }
 
+// MaxConns is the connection pool size of a test store: enough for the concurrency tests, small enough that
+// many test databases fit under PostgreSQL's default max_connections (100).
+const MaxConns = 10
+
 // New returns a Store on a fresh, migrated database that is dropped when the test ends.
 func New(t testing.TB) *db.Store {
 	t.Helper()
@@ -66,6 +70,7 @@ func New(t testing.TB) *db.Store {
 		t.Fatalf("dbtest: %v", err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
+	store.SetMaxConns(MaxConns)
 	if _, err := store.Migrate(ctx); err != nil {
 		t.Fatalf("dbtest: migrate: %v", err)
 	}
