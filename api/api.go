@@ -58,6 +58,10 @@ type Handler struct {
 	byAddress *limiter
 	// keysStarted counts new idempotency keys, to purge expired ones now and then.
 	keysStarted atomic.Uint64
+	// Short-lived read caches (see ReadCacheTTL).
+	queues    *ttlCache[db.QueueSnapshot]
+	seatMaps  *ttlCache[[]byte]
+	dateLists *ttlCache[[]byte]
 }
 
 //go:embed openapi.yaml
@@ -85,7 +89,9 @@ func New(store *db.Store, tc client.Client, cfg Config) (http.Handler, error) {
 		cfg.Logger = slog.Default()
 	}
 	h := &Handler{store: store, temporal: tc, tokens: tokens, cfg: cfg, log: cfg.Logger,
-		byUser: newLimiter(cfg.UserRateLimit), byAddress: newLimiter(cfg.AddressRateLimit)}
+		byUser: newLimiter(cfg.UserRateLimit), byAddress: newLimiter(cfg.AddressRateLimit),
+		queues:   newTTLCache[db.QueueSnapshot](ReadCacheTTL),
+		seatMaps: newTTLCache[[]byte](ReadCacheTTL), dateLists: newTTLCache[[]byte](ReadCacheTTL)}
 	return h.routes(), nil
 }
 

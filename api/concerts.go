@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -17,7 +18,8 @@ type dateResponse struct {
 	AvailableSeats int    `json:"availableSeats"`
 }
 
-// concertDates lists the performances of the token's concert with the seats a user could hold now.
+// concertDates lists the performances of the token's concert with the seats a user could hold now. The
+// answer is shared by all readers for up to ReadCacheTTL.
 func (h *Handler) concertDates(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	s, p := h.session(r, sessionCheck{})
@@ -25,21 +27,26 @@ func (h *Handler) concertDates(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
-	c, err := h.store.GetConcert(r.Context(), s.ConcertCode)
+	body, err := h.dateLists.get(ctx, s.ConcertCode, func(ctx context.Context) ([]byte, error) {
+		c, err := h.store.GetConcert(ctx, s.ConcertCode)
+		if err != nil {
+			return nil, err
+		}
+		dates, err := h.store.ConcertDates(ctx, c.Code)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]dateResponse, len(dates))
+		for i, d := range dates {
+			out[i] = dateResponse{ConcertDate: booking.FormatDate(d.Date), AvailableSeats: d.AvailableSeats}
+		}
+		return json.Marshal(map[string]any{"concertCode": c.Code, "title": c.Title, "dates": out})
+	})
 	if err != nil {
 		writeProblem(w, r, h.storeProblem(ctx, err, "concert-not-found", "no concert has code "+s.ConcertCode))
 		return
 	}
-	dates, err := h.store.ConcertDates(r.Context(), c.Code)
-	if err != nil {
-		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
-		return
-	}
-	out := make([]dateResponse, len(dates))
-	for i, d := range dates {
-		out[i] = dateResponse{ConcertDate: booking.FormatDate(d.Date), AvailableSeats: d.AvailableSeats}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"concertCode": c.Code, "title": c.Title, "dates": out})
+	writeJSONBytes(w, http.StatusOK, body)
 }
 
 // seatResponse is one seat of a seat map.
@@ -49,7 +56,8 @@ type seatResponse struct {
 	Status     string `json:"status"`
 }
 
-// seatMap returns every seat of one performance with its status.
+// seatMap returns every seat of one performance with its status. The answer is shared by all readers for up
+// to ReadCacheTTL, so a stampede on one seat map costs one query per TTL.
 func (h *Handler) seatMap(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	s, p := h.session(r, sessionCheck{})
@@ -67,16 +75,23 @@ func (h *Handler) seatMap(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, invalid("%s", err.Error()))
 		return
 	}
-	seats, err := h.store.Seats(r.Context(), s.ConcertCode, date)
+	key := s.ConcertCode + "|" + booking.FormatDate(date)
+	body, err := h.seatMaps.get(ctx, key, func(ctx context.Context) ([]byte, error) {
+		seats, err := h.store.Seats(ctx, s.ConcertCode, date)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]seatResponse, len(seats))
+		for i, st := range seats {
+			out[i] = seatResponse{SeatNumber: st.Number, Price: st.Price, Status: st.Status}
+		}
+		return json.Marshal(map[string]any{"concertDate": booking.FormatDate(date), "seats": out})
+	})
 	if err != nil {
 		writeProblem(w, r, h.storeProblem(ctx, err, "date-not-found", "the concert has no performance on "+raw))
 		return
 	}
-	out := make([]seatResponse, len(seats))
-	for i, st := range seats {
-		out[i] = seatResponse{SeatNumber: st.Number, Price: st.Price, Status: st.Status}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"concertDate": booking.FormatDate(date), "seats": out})
+	writeJSONBytes(w, http.StatusOK, body)
 }
 
 // Limits of a concert created through the admin API.

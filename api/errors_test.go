@@ -117,7 +117,7 @@ func TestEveryEndpointRejectsBadRequestsWithProblemDetails(t *testing.T) {
 	// Nothing above changed a balance or a seat.
 	r := s.Do(http.MethodGet, "/api/v1/users/"+active+"/balance", "", nil)
 	assert.EqualValues(t, 0, r.Int("balance"))
-	assert.Equal(t, "AVAILABLE", seatStatus(t, s, "ERR", tok, eve, 1))
+	assertSeat(t, s, "ERR", tok, eve, 1, "AVAILABLE")
 }
 
 func concertBody(code string, maxActive, seats int) map[string]any {

@@ -90,7 +90,7 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
 		}
 	}
-	view, err := h.store.ViewSession(ctx, joined.SessionID, h.cfg.AdmissionWindow)
+	view, err := h.view(ctx, joined.SessionID)
 	if err != nil {
 		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
 		return
@@ -314,7 +314,7 @@ func (h *Handler) authenticate(r *http.Request) (db.SessionView, *Problem) {
 	if err != nil {
 		return db.SessionView{}, problem(http.StatusUnauthorized, "invalid-token", "the token is malformed or its signature does not match")
 	}
-	s, err := h.store.ViewSession(r.Context(), id, h.cfg.AdmissionWindow)
+	s, err := h.view(r.Context(), id)
 	if err != nil {
 		return db.SessionView{}, h.storeProblem(r.Context(), err, "invalid-token", "the token names no session")
 	}
@@ -361,4 +361,27 @@ func seconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
 func timePtr(t time.Time) *time.Time {
 	u := t.UTC()
 	return &u
+}
+
+// view returns a session with its place in the waiting room. The session row is always read fresh (a paid
+// or cancelled token must stop working at once); the place comes from the concert's queue snapshot (at most
+// ReadCacheTTL old), so a poll costs a primary-key read and a binary search however long the queue.
+func (h *Handler) view(ctx context.Context, id string) (db.SessionView, error) {
+	s, err := h.store.GetSession(ctx, id)
+	if err != nil {
+		return db.SessionView{}, err
+	}
+	v := db.SessionView{Session: s}
+	if booking.Status(s.Status) != booking.StatusWaiting {
+		return v, nil
+	}
+	q, err := h.queues.get(ctx, s.ConcertCode, func(ctx context.Context) (db.QueueSnapshot, error) {
+		return h.store.Queue(ctx, s.ConcertCode)
+	})
+	if err != nil {
+		return db.SessionView{}, err
+	}
+	v.Position = q.Position(s.Seq)
+	v.EstimatedWait = q.EstimatedWait(v.Position, h.cfg.AdmissionWindow)
+	return v, nil
 }
