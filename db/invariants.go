@@ -41,8 +41,8 @@ const (
 	// held_until may have lost its seat to another session (HoldSeat takes lapsed holds) and owns none.
 	InvariantSessionStatusMatchesSeat = "session-status-matches-seat"
 	// InvariantOneLiveSessionPerUserAndConcert: a user has at most one session per concert in WAITING, ACTIVE
-	// or HELD. The database does not enforce it; the session workflow ID (one open run per user and concert)
-	// and the workflow releasing its session before it closes do.
+	// or HELD. The session workflow ID (one open run per user and concert) keeps it, and the partial unique
+	// index sessions_one_live_per_user enforces it; the check stays as a second line of defence.
 	InvariantOneLiveSessionPerUserAndConcert = "one-live-session-per-user-and-concert"
 	// InvariantHoldNotStale: no seat is HELD with a held_until more than the grace before the check. A lapsed
 	// hold is normal for as long as its session workflow takes to release it; one that outlives the grace

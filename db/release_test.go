@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -123,7 +124,11 @@ func TestReleaseFreesASeatWhoseHoldCommittedMeanwhile(t *testing.T) {
 
 	released := make(chan error, 1)
 	go func() { released <- store.Release(ctx, "s-race", "CANCELLED") }()
-	time.Sleep(200 * time.Millisecond) // let Release block on the session row
+	require.Eventually(t, func() bool { // Release is waiting for the session row the hold holds
+		var waiting int
+		_ = store.DB().Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+		return waiting > 0
+	}, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, tx.Commit())
 	require.NoError(t, <-released)
 
@@ -167,5 +172,50 @@ func TestJoinQueueEndsALiveSessionLeftByAClosedRun(t *testing.T) {
 	require.NoError(t, store.DB().Get(&seat, `SELECT status FROM seats WHERE concert_code = $1 AND seat_number = 2`, code))
 	assert.Equal(t, "AVAILABLE", seat)
 	_, err = store.DB().Exec(`UPDATE sessions SET status = 'ACTIVE' WHERE id = 'old'`)
-	assert.Error(t, err, "the database refuses a second live session of one user and concert")
+	var pqErr *pq.Error
+	require.ErrorAs(t, err, &pqErr, "the database refuses a second live session of one user and concert")
+	assert.Equal(t, "sessions_one_live_per_user", pqErr.Constraint)
+}
+
+// TestJoinQueueFreesASeatTheClosedRunHeldMeanwhile proves the same for the orphan clean-up of JoinQueue: a
+// hold of the closed run that commits while the new session joins does not leave its seat stranded.
+func TestJoinQueueFreesASeatTheClosedRunHeldMeanwhile(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	ctx := t.Context()
+	code := "RACE-JOIN"
+	require.NoError(t, store.CreateConcert(ctx, db.NewConcert{Code: code, Title: "t", MaxActive: 5,
+		Dates: []db.NewConcertDate{{Date: time.Date(2026, 12, 24, 19, 0, 0, 0, time.UTC), Seats: 2, Price: 10}}}))
+	u, err := store.CreateUser(ctx)
+	require.NoError(t, err)
+	_, _, err = store.JoinQueue(ctx, db.JoinParams{SessionID: "old", WorkflowID: "w", ConcertCode: code, UserUUID: u.UUID, AdmissionWindow: time.Minute})
+	require.NoError(t, err)
+
+	tx, err := store.DB().Beginx()
+	require.NoError(t, err)
+	defer tx.Rollback()
+	_, err = tx.Exec(`UPDATE sessions SET status = 'HELD', held_until = now() + interval '1 minute' WHERE id = 'old'`)
+	require.NoError(t, err)
+	_, err = tx.Exec(`UPDATE seats SET status = 'HELD', session_id = 'old', reservation_id = gen_random_uuid(), held_until = now() + interval '1 minute' WHERE concert_code = $1 AND seat_number = 1`, code)
+	require.NoError(t, err)
+
+	joined := make(chan error, 1)
+	go func() {
+		_, _, err := store.JoinQueue(ctx, db.JoinParams{SessionID: "new", WorkflowID: "w", ConcertCode: code, UserUUID: u.UUID, AdmissionWindow: time.Minute})
+		joined <- err
+	}()
+	require.Eventually(t, func() bool {
+		var waiting int
+		_ = store.DB().Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+		return waiting > 0
+	}, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, tx.Commit())
+	require.NoError(t, <-joined)
+
+	var seat string
+	require.NoError(t, store.DB().Get(&seat, `SELECT status FROM seats WHERE concert_code = $1 AND seat_number = 1`, code))
+	assert.Equal(t, "AVAILABLE", seat)
+	old, err := store.GetSession(ctx, "old")
+	require.NoError(t, err)
+	assert.Equal(t, "CANCELLED", old.Status)
 }

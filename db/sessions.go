@@ -98,6 +98,10 @@ func (s *Store) JoinQueue(ctx context.Context, p JoinParams) (sess Session, crea
 UPDATE seats SET status = 'AVAILABLE', session_id = NULL, reservation_id = NULL, held_until = NULL
 WHERE status = 'HELD' AND session_id IN (
     SELECT id FROM sessions WHERE concert_code = $1 AND user_uuid = $2 AND id <> $3 AND status IN ('WAITING', 'ACTIVE', 'HELD'))`
+	const freeEnded = `
+UPDATE seats SET status = 'AVAILABLE', session_id = NULL, reservation_id = NULL, held_until = NULL
+WHERE status = 'HELD' AND session_id IN (
+    SELECT id FROM sessions WHERE concert_code = $1 AND user_uuid = $2 AND id <> $3 AND status = 'CANCELLED')`
 	const endOrphans = `
 UPDATE sessions SET status = 'CANCELLED', status_since = now()
 WHERE concert_code = $1 AND user_uuid = $2 AND id <> $3 AND status IN ('WAITING', 'ACTIVE', 'HELD')`
@@ -126,6 +130,10 @@ RETURNING ` + sessionColumns
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, endOrphans, p.ConcertCode, p.UserUUID, p.SessionID); err != nil {
+			return err
+		}
+		// A HoldSeat of the closed run may have been committing meanwhile (end waited for its session row).
+		if _, err := tx.ExecContext(ctx, freeEnded, p.ConcertCode, p.UserUUID, p.SessionID); err != nil {
 			return err
 		}
 		status := "WAITING"
