@@ -153,5 +153,6 @@ func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body) // body may be shared by a cache: never append to it
+	_, _ = w.Write([]byte{'\n'})
 }

@@ -163,6 +163,10 @@ func TestRetriedPaymentsChargeOnce(t *testing.T) {
 	assert.Equal(t, http.StatusCreated, retry.status)
 	assert.Equal(t, first.body, retry.body)
 	assert.True(t, retry.replayed)
+	// A keyed retry whose first answer was a 5xx (which frees the key) still learns the payment went through.
+	lost := send(t, s, http.MethodPost, "/api/v1/payments", ta, "pay-a-after-503", map[string]any{"UUID": a})
+	assert.Equal(t, http.StatusCreated, lost.status, lost.body)
+	assert.JSONEq(t, first.body, lost.body)
 
 	rs := concurrently(t, 10, func() rawResponse {
 		return send(t, s, http.MethodPost, "/api/v1/payments", tb, "pay-b", map[string]any{"UUID": b})

@@ -247,6 +247,12 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.idempotent(w, r, "pay:"+s.ID, func(w http.ResponseWriter, r *http.Request, updateID string) {
+		if updateID != "" && s.Status == string(booking.StatusPaid) {
+			// A keyed retry of a payment that went through although its answer was lost (a 5xx, a dropped
+			// connection): the payment is the session's, so answer it again.
+			h.replayPayment(w, r, s)
+			return
+		}
 		if p := (sessionCheck{}).apply(s); p != nil {
 			writeProblem(w, r, p)
 			return
@@ -269,6 +275,28 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 			PaymentID: out.PaymentID, ReservationID: out.ReservationID, ConcertDate: booking.FormatDate(out.ConcertDate),
 			SeatNumber: out.SeatNumber, Amount: out.Amount, Balance: out.Balance,
 		})
+	})
+}
+
+// replayPayment answers a keyed payment retry of a session that has paid with that payment.
+func (h *Handler) replayPayment(w http.ResponseWriter, r *http.Request, s db.SessionView) {
+	b, p := readBody(w, r, false)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	if p := sameUser(b, s); p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	pay, err := h.store.PaymentOfSession(r.Context(), s.ID)
+	if err != nil {
+		writeProblem(w, r, h.storeProblem(r.Context(), err, "session-ended", "the booking session has ended"))
+		return
+	}
+	writeJSON(w, http.StatusCreated, paymentResponse{
+		PaymentID: pay.PaymentID, ReservationID: pay.ReservationID, ConcertDate: booking.FormatDate(pay.Date),
+		SeatNumber: pay.SeatNumber, Amount: pay.Amount, Balance: pay.Balance,
 	})
 }
 

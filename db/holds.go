@@ -150,9 +150,6 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 // the seat SOLD and the session PAID, all in one transaction. A lapsed hold is never sold (ErrHoldExpired). A
 // session that has paid already gets its payment back, so a retried call charges nothing twice.
 func (s *Store) Pay(ctx context.Context, sessionID string) (Payment, error) {
-	const previous = `
-SELECT p.id, p.reservation_id, p.user_uuid, p.concert_code, p.concert_date, p.seat_number, p.amount, p.created_at, u.balance
-FROM payments p JOIN users u ON u.uuid = p.user_uuid WHERE p.session_id = $1`
 	const held = `
 SELECT s.reservation_id, s.concert_code, s.concert_date, s.seat_number, s.price, s.held_until > now() AS live, x.user_uuid
 FROM seats s JOIN sessions x ON x.id = s.session_id
@@ -168,7 +165,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`
 	const paid = `UPDATE sessions SET status = 'PAID', status_since = now() WHERE id = $1`
 	var p Payment
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		switch err := tx.GetContext(ctx, &p, previous, sessionID); {
+		switch err := tx.GetContext(ctx, &p, paymentOfSession, sessionID); {
 		case err == nil:
 			return nil
 		case !errors.Is(err, sql.ErrNoRows):
@@ -186,7 +183,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`
 			}
 			// A concurrent call may have sold the seat while this one waited for its lock; this statement
 			// sees that commit, so a retry gets the payment instead of an error.
-			switch err := tx.GetContext(ctx, &p, previous, sessionID); {
+			switch err := tx.GetContext(ctx, &p, paymentOfSession, sessionID); {
 			case err == nil:
 				return nil
 			case !errors.Is(err, sql.ErrNoRows):
@@ -228,6 +225,21 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`
 	})
 	if err != nil {
 		return Payment{}, fmt.Errorf("pay for session %s: %w", sessionID, err)
+	}
+	return p, nil
+}
+
+// paymentOfSession reads the payment of a session with the user's balance now.
+const paymentOfSession = `
+SELECT p.id, p.reservation_id, p.user_uuid, p.concert_code, p.concert_date, p.seat_number, p.amount, p.created_at, u.balance
+FROM payments p JOIN users u ON u.uuid = p.user_uuid WHERE p.session_id = $1`
+
+// PaymentOfSession returns the payment a session made; ErrNotFound if it made none. A client whose payment
+// answer was lost gets it again from here.
+func (s *Store) PaymentOfSession(ctx context.Context, sessionID string) (Payment, error) {
+	var p Payment
+	if err := s.db.GetContext(ctx, &p, paymentOfSession, sessionID); err != nil {
+		return Payment{}, noRows(err, "payment of session "+sessionID)
 	}
 	return p, nil
 }
