@@ -36,6 +36,8 @@ commands:
   worker   run the Temporal worker against TEMPORAL_ADDRESS and DATABASE_URL
   migrate  apply database migrations to DATABASE_URL
   admin    support and operator commands against the API (bookings list|cancel, admission)
+  check    verify the money, seat and session invariants of DATABASE_URL; exit 1 if one is broken
+  loadtest drive an on-sale against a running stack and report throughput, latency and invariants
 
 Run "concert <command> -h" for the flags of a command.
 `
@@ -74,6 +76,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runMigrate(ctx, cfg, out)
 	case "admin":
 		return runAdmin(ctx, rest, out)
+	case "check":
+		return runCheck(ctx, rest, out)
+	case "loadtest":
+		return runLoadtest(ctx, rest, out, os.Stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return nil

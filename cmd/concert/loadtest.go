@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/ticketing/concert/internal/loadtest"
+)
+
+// runLoadtest is `concert loadtest`: it drives an on-sale against a running stack and prints the report, a
+// table or (--json) the JSON document. Progress goes to stderr. It fails when the run could not be set up
+// or when the invariant checks found a broken promise (after printing the report).
+func runLoadtest(ctx context.Context, args []string, out, progress io.Writer) error {
+	cfg := loadtest.DefaultConfig()
+	baseline := loadtest.BaselineConfig{
+		TemporalAddress: env(envTemporalAddress, defaultTemporalHost),
+		Namespace:       env(envTemporalNamespace, defaultNamespace),
+	}
+	fs := flag.NewFlagSet("concert loadtest", flag.ContinueOnError)
+	fs.SetOutput(progress)
+	fs.StringVar(&cfg.Target, "target", env(envAPIURL, defaultAPIURL), "API base URL ("+envAPIURL+")")
+	fs.StringVar(&cfg.AdminToken, "admin-token", os.Getenv(envAdminToken), "admin token, to create the run's concert ("+envAdminToken+")")
+	fs.IntVar(&cfg.Users, "users", cfg.Users, "users taking part")
+	fs.IntVar(&cfg.Seats, "seats", cfg.Seats, "seats of each performance")
+	fs.IntVar(&cfg.Dates, "dates", cfg.Dates, "performances of the concert")
+	fs.IntVar(&cfg.MaxActive, "max-active", cfg.MaxActive, "users admitted at once (the concert's maxActive)")
+	fs.DurationVar(&cfg.Ramp, "ramp", cfg.Ramp, "time over which users arrive, evenly spaced (0: all at once)")
+	fs.Float64Var(&cfg.Abandon, "abandon", cfg.Abandon, "share of users (0..1) who hold a seat and never pay")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "users in flight at most (0: every user)")
+	fs.Int64Var(&cfg.Price, "price", cfg.Price, "ticket price in won")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "the service's PostgreSQL URL: count sold seats there and check the invariants after the run")
+	fs.DurationVar(&cfg.AdmissionWindow, "admission-window", cfg.AdmissionWindow, "the service's admission window ("+envAdmissionWindow+"), to date admissions")
+	fs.DurationVar(&cfg.PollMin, "poll-min", cfg.PollMin, "shortest pause between two status polls of a waiting user")
+	fs.DurationVar(&cfg.PollMax, "poll-max", cfg.PollMax, "longest pause between two status polls (estimatedWaitSeconds is honoured up to this)")
+	fs.DurationVar(&cfg.MaxWait, "max-wait", cfg.MaxWait, "how long a user waits in the queue before leaving")
+	fs.DurationVar(&cfg.InvariantGrace, "invariant-grace", cfg.InvariantGrace, "how far past its deadline a live session may be before it counts as stuck")
+	fs.StringVar(&cfg.ConcertCode, "concert-code", "", "code of the concert to create (default: a unique LOAD-... code)")
+	fs.BoolVar(&cfg.IdempotencyKeys, "idempotency-keys", cfg.IdempotencyKeys, "send an Idempotency-Key with every top-up, reserve and payment")
+	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed of the users' choices (0: from the clock; the report prints it)")
+	timeout := fs.Duration("timeout", 15*time.Minute, "stop the booking run after this long (the report is still printed)")
+	withBaseline := fs.Bool("baseline", false, "also measure Temporal's ceiling: minimal sessions (start, one update, complete) on the same server")
+	fs.StringVar(&baseline.TemporalAddress, "temporal-address", baseline.TemporalAddress, "Temporal frontend host:port for --baseline ("+envTemporalAddress+")")
+	fs.StringVar(&baseline.Namespace, "temporal-namespace", baseline.Namespace, "Temporal namespace for --baseline ("+envTemporalNamespace+")")
+	fs.IntVar(&baseline.Sessions, "baseline-sessions", 0, "baseline sessions to run (0: as many as --users)")
+	fs.IntVar(&baseline.Concurrency, "baseline-concurrency", 0, "baseline sessions in flight (0: the booking run's, min(--concurrency, --max-active))")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if *withBaseline {
+		cfg.Baseline = &baseline
+	}
+	cfg.Progress = progress
+
+	runCtx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	rep, err := loadtest.Run(runCtx, cfg)
+	if rep == nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if perr := enc.Encode(rep); perr != nil {
+			return perr
+		}
+	} else if perr := rep.WriteTable(out); perr != nil {
+		return perr
+	}
+	return err
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ticketing/concert/db/dbtest"
+	"github.com/ticketing/concert/internal/loadtest"
+	"github.com/ticketing/concert/internal/teststack"
+)
+
+// stackDatabaseURL returns the URL of the stack's own database, for --database-url.
+func stackDatabaseURL(t *testing.T, s *teststack.Stack) string {
+	t.Helper()
+	var name string
+	require.NoError(t, s.Store.DB().Get(&name, `SELECT current_database()`))
+	u, err := url.Parse(dbtest.ServerURL())
+	require.NoError(t, err)
+	u.Path = "/" + name
+	return u.String()
+}
+
+// TestLoadtestBooksEverySeatOnceThroughTheWaitingRoom runs `concert loadtest --json --baseline` with 20
+// users against a whole stack: more users than admission slots, so most wait in the queue; some abandon
+// their holds. Every user must end, every paid booking must be one SOLD seat and nothing else, the database
+// invariants must hold, and the baseline must have run against the same Temporal server.
+func TestLoadtestBooksEverySeatOnceThroughTheWaitingRoom(t *testing.T) {
+	s := teststack.Start(t, teststack.Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var out, progress bytes.Buffer
+	err := runLoadtest(ctx, []string{
+		"--target", s.URL, "--admin-token", teststack.AdminToken,
+		"--users", "20", "--seats", "12", "--dates", "2", "--max-active", "5", "--ramp", "1s", "--abandon", "0.1",
+		"--price", "5001", "--poll-max", "300ms", "--seed", "7", "--json",
+		"--database-url", stackDatabaseURL(t, s),
+		"--baseline", "--temporal-address", s.Server.FrontendAddress(), "--temporal-namespace", s.Server.Namespace(),
+		"--baseline-sessions", "40",
+	}, &out, &progress)
+	require.NoError(t, err, "progress:\n%s\nreport:\n%s", progress.String(), out.String())
+
+	var rep loadtest.Report
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rep), out.String())
+	t.Logf("report:\n%s", out.String())
+	assert.Equal(t, 20, rep.UsersEnded, "every user ended: %v", rep.Outcomes)
+	assert.Equal(t, 2, rep.Abandoned)
+	assert.Equal(t, 18, rep.Paid, "24 seats are enough for everybody who pays: %v", rep.Outcomes)
+	assert.Equal(t, rep.Paid, rep.SoldSeats)
+	assert.Equal(t, "database", rep.SoldSeatsSource)
+	assert.Zero(t, rep.DoubleSold)
+	assert.True(t, rep.InvariantsOK, "violations: %v", rep.Violations)
+	assert.Empty(t, rep.Violations)
+	assert.Zero(t, rep.UnexpectedErrors, "errors: %v", rep.ErrorsByRequest)
+	assert.Positive(t, rep.AdmittedAfterWait, "with 5 slots for 20 users somebody waited")
+	assert.Equal(t, 20, rep.AdmittedImmediately+rep.AdmittedAfterWait)
+	for name, v := range map[string]float64{
+		"bookingsPerSecond": rep.BookingsPerSecond, "tokenP99Ms": rep.TokenP99Ms, "seatsP99Ms": rep.SeatsP99Ms,
+		"reserveP50Ms": rep.ReserveP50Ms, "reserveP99Ms": rep.ReserveP99Ms, "payP99Ms": rep.PayP99Ms,
+		"admissionLagP99Ms": rep.AdmissionLagP99Ms, "baselineSessionsPerSecond": rep.BaselineSessionsPerSecond,
+		"ratio": rep.Ratio,
+	} {
+		assert.Positive(t, v, name)
+	}
+	assert.Empty(t, rep.AdmissionLagWarning)
+	require.NotNil(t, rep.Baseline)
+	assert.Equal(t, 40, rep.Baseline.Sessions)
+	assert.Equal(t, 5, rep.Baseline.Concurrency, "the booking run's concurrency: min(users in flight, maxActive)")
+	assert.Zero(t, rep.Baseline.Failed)
+	assert.Contains(t, progress.String(), "done 20/20", "progress is shown while it runs")
+}
+
+// TestLoadtestWithoutDatabaseCountsSoldSeatsFromTheSeatMap runs the load generator without a database URL:
+// sold seats then come from the seat maps, read with an abandoning user's token, and are checked against
+// the payments. The table is printed for people.
+func TestLoadtestWithoutDatabaseCountsSoldSeatsFromTheSeatMap(t *testing.T) {
+	s := teststack.Start(t, teststack.Options{})
+	var out, progress bytes.Buffer
+	err := runLoadtest(t.Context(), []string{
+		"--target", s.URL, "--admin-token", teststack.AdminToken,
+		"--users", "8", "--seats", "10", "--max-active", "3", "--ramp", "0", "--abandon", "0.25", "--poll-max", "300ms",
+	}, &out, &progress)
+	require.NoError(t, err, "progress:\n%s\nreport:\n%s", progress.String(), out.String())
+	table := out.String()
+	t.Logf("report:\n%s", table)
+	assert.Regexp(t, `sold seats +6 \(seat map\), paid 6, double sold 0`, table)
+	assert.Regexp(t, `invariants +ok=true \(api`, table)
+	assert.Contains(t, table, "8/8 ended: abandoned 2, paid 6")
+	for _, op := range []string{"token", "seats", "reserve", "pay"} {
+		assert.Contains(t, table, "\n"+op+" ", "latency row of %s", op)
+	}
+}
+
+// TestLoadtestRefusesBadFlags checks, through the command's entry point, that bad flags fail before any
+// request is sent (the target does not listen).
+func TestLoadtestRefusesBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"abandon above one", []string{"--abandon", "1.5"}, "abandon"},
+		{"no users", []string{"--users", "0"}, "users"},
+		{"too many seats", []string{"--seats", "100001"}, "seats"},
+		{"poll bounds reversed", []string{"--poll-min", "2s", "--poll-max", "1s"}, "poll-min"},
+		{"no admin token", []string{"--admin-token", ""}, "admin token"},
+		{"stray argument", []string{"now"}, "unexpected arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"loadtest", "--target", "http://127.0.0.1:1", "--admin-token", "x"}, tc.args...)
+			var out bytes.Buffer
+			err := run(t.Context(), args, &out)
+			require.Error(t, err)
+			assert.True(t, strings.Contains(err.Error(), tc.want), "%q should mention %q", err.Error(), tc.want)
+		})
+	}
+}
