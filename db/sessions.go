@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -90,7 +91,8 @@ const soldOutQuery = `SELECT NOT EXISTS (SELECT 1 FROM seats WHERE concert_code 
 // JoinQueue puts a session in its concert's waiting room, or returns it as it is if it is there already (so
 // the API and the workflow may both call it). A session that finds a free slot and nobody waiting is admitted
 // at once; a concert with every seat sold ends the session SOLD_OUT. created reports whether this call
-// inserted the row.
+// inserted the row. Only a join that might be admitted at once takes the concert's lock: while people wait,
+// joins do not queue behind each other (or behind admission steps) to learn that they must wait too.
 func (s *Store) JoinQueue(ctx context.Context, p JoinParams) (sess Session, created bool, err error) {
 	const existing = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
 	const waitingExists = `SELECT EXISTS (SELECT 1 FROM sessions WHERE concert_code = $1 AND status = 'WAITING')`
@@ -111,18 +113,27 @@ VALUES ($1, $2, $3, $4, $5::text, true,
         CASE WHEN $5::text = 'ACTIVE' THEN now() + $6 * interval '1 microsecond' END,
         CASE WHEN $5::text = 'ACTIVE' THEN now() END)
 RETURNING ` + sessionColumns
+	// state reads what decides a join without locking anything: most joins of a busy on-sale find people
+	// waiting (or admission paused, or the concert sold out) and can only wait.
+	const state = `
+SELECT max_active, admission_paused,
+       NOT EXISTS (SELECT 1 FROM seats WHERE concert_code = $1 AND status <> 'SOLD') AS sold_out,
+       EXISTS (SELECT 1 FROM sessions WHERE concert_code = $1 AND status = 'WAITING') AS waiting
+FROM concerts WHERE code = $1`
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var cfg struct {
-			MaxActive int  `db:"max_active"`
-			Paused    bool `db:"admission_paused"`
-		}
-		if err := tx.GetContext(ctx, &cfg, lockConcert, p.ConcertCode); err != nil {
-			return noRows(err, "concert "+p.ConcertCode)
-		}
 		if err := tx.GetContext(ctx, &sess, existing, p.SessionID); err == nil {
 			return nil
-		} else if err != sql.ErrNoRows {
+		} else if !errors.Is(err, sql.ErrNoRows) {
 			return err
+		}
+		var st struct {
+			MaxActive int  `db:"max_active"`
+			Paused    bool `db:"admission_paused"`
+			SoldOut   bool `db:"sold_out"`
+			Waiting   bool `db:"waiting"`
+		}
+		if err := tx.GetContext(ctx, &st, state, p.ConcertCode); err != nil {
+			return noRows(err, "concert "+p.ConcertCode)
 		}
 		// Temporal runs one session workflow per user and concert at a time, so a live row of another session
 		// of this user belongs to a run that is closed (terminated, say) and will never end it: end it here.
@@ -136,23 +147,34 @@ RETURNING ` + sessionColumns
 		if _, err := tx.ExecContext(ctx, freeEnded, p.ConcertCode, p.UserUUID, p.SessionID); err != nil {
 			return err
 		}
-		status := "WAITING"
-		var soldOut, waiting bool
-		var live int
-		if err := tx.GetContext(ctx, &soldOut, soldOutQuery, p.ConcertCode); err != nil {
-			return err
-		}
-		if err := tx.GetContext(ctx, &waiting, waitingExists, p.ConcertCode); err != nil {
-			return err
-		}
-		if err := tx.GetContext(ctx, &live, liveCount, p.ConcertCode); err != nil {
-			return err
-		}
+		status := ""
 		switch {
-		case soldOut:
+		case st.SoldOut:
 			status = "SOLD_OUT"
-		case !cfg.Paused && !waiting && live < cfg.MaxActive:
-			status = "ACTIVE"
+		case st.Paused || st.Waiting:
+			status = "WAITING"
+		default:
+			// A slot may be free and nobody waits: decide under the concert's lock, so that concurrent joins
+			// and admission steps cannot admit past maxActive or out of order.
+			var cfg struct {
+				MaxActive int  `db:"max_active"`
+				Paused    bool `db:"admission_paused"`
+			}
+			if err := tx.GetContext(ctx, &cfg, lockConcert, p.ConcertCode); err != nil {
+				return noRows(err, "concert "+p.ConcertCode)
+			}
+			var waiting bool
+			var live int
+			if err := tx.GetContext(ctx, &waiting, waitingExists, p.ConcertCode); err != nil {
+				return err
+			}
+			if err := tx.GetContext(ctx, &live, liveCount, p.ConcertCode); err != nil {
+				return err
+			}
+			status = "WAITING"
+			if !cfg.Paused && !waiting && live < cfg.MaxActive {
+				status = "ACTIVE"
+			}
 		}
 		if err := tx.GetContext(ctx, &sess, insert, p.SessionID, p.WorkflowID, p.ConcertCode, p.UserUUID, status, micros(p.AdmissionWindow)); err != nil {
 			return err

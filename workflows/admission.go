@@ -11,6 +11,9 @@ import (
 	"github.com/ticketing/concert/booking"
 )
 
+// soldOutKeepsWatch is the change ID of the waiting room staying open after the sell-out.
+const soldOutKeepsWatch = "sold-out-keeps-watch"
+
 const (
 	// admissionStepsPerRun bounds one run's history (each step is a handful of events); the waiting room
 	// then continues as new with the same input.
@@ -24,7 +27,7 @@ const (
 // sessions in FIFO order into the free slots of maxActive (or, once every seat is sold, ends them SOLD_OUT),
 // followed by the signals that wake exactly those sessions. It steps every Tick while sessions wait, sleeps
 // while nobody does, and is woken by SignalWake when a first session starts waiting or the settings change.
-// It ends when the concert is sold out; a later wake starts it again.
+// Once the concert is sold out it steps only every idle minute, to end late joiners SOLD_OUT.
 func Admission(ctx workflow.Context, in AdmissionInput) error {
 	if in.Tick <= 0 || in.AdmissionWindow <= 0 {
 		return temporal.NewNonRetryableApplicationError("tick and admission window must be positive", string(booking.ErrInvalidRequest), nil)
@@ -56,7 +59,9 @@ func Admission(ctx workflow.Context, in AdmissionInput) error {
 			logger.Info("Admitted", "Count", res.Admitted, "Waiting", res.Waiting, "Live", res.Live)
 		}
 		workflow.SetCurrentDetails(ctx, view.summary())
-		if res.SoldOut {
+		// Version 1 keeps the waiting room open once sold out, stepping every idle minute: a session that
+		// joined while the last seat sold (joins that must wait take no lock) still ends SOLD_OUT.
+		if res.SoldOut && workflow.GetVersion(ctx, soldOutKeepsWatch, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 			logger.Info("Concert sold out; waiting room closed")
 			return nil
 		}

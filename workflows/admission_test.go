@@ -21,8 +21,12 @@ func admissionInput() AdmissionInput {
 	return AdmissionInput{ConcertCode: testConcert, AdmissionWindow: testAdmissionWindow, Tick: testTick}
 }
 
+// newAdmissionHarness runs the waiting room as first released, where a sell-out ends it: most tests use
+// that to end the run. TestAdmission_SoldOut_KeepsWatch covers the current version.
 func newAdmissionHarness(t *testing.T) *harness {
-	return newHarness(t, AdmissionWorkflowID(testConcert))
+	h := newHarness(t, AdmissionWorkflowID(testConcert))
+	h.env.OnGetVersion(soldOutKeepsWatch, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion).Maybe()
+	return h
 }
 
 // expectStep makes the next AdmitNext answer res.
@@ -174,6 +178,25 @@ func TestAdmission_SoldOut_CompletesAtOnce(t *testing.T) {
 	h.admissionEnded()
 	assert.Equal(t, []string{"AdmitNext"}, h.names())
 	assert.Empty(t, h.timers)
+}
+
+func TestAdmission_SoldOut_KeepsWatchEveryIdleMinute(t *testing.T) {
+	h := newHarness(t, AdmissionWorkflowID(testConcert))
+	late := []activities.Admission{{SessionID: "run-late", WorkflowID: "booking-IU-2026-late",
+		Notice: booking.AdmissionNotice{Status: booking.StatusSoldOut}}}
+	h.expectStep(activities.AdmitResult{SoldOut: true, MaxActive: 5})
+	h.expectStep(activities.AdmitResult{SoldOut: true, MaxActive: 5, Notify: late})
+	h.expectNotify(late)
+	h.expectStep(activities.AdmitResult{SoldOut: true, MaxActive: 5})
+	h.forbidOthers()
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, admissionIdle*2+admissionIdle/2)
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	require.True(t, h.env.IsWorkflowCompleted())
+	h.env.AssertExpectations(t)
+	assert.Equal(t, []time.Duration{0, admissionIdle, 2 * admissionIdle}, h.stepTimes(),
+		"a session that joined as the last seat sold is still ended SOLD_OUT")
 }
 
 func TestAdmission_AfterStepsPerRun_ContinuesAsNewWithSameInput(t *testing.T) {
