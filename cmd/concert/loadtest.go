@@ -49,6 +49,8 @@ func runLoadtest(ctx context.Context, args []string, out, progress io.Writer) er
 	fs.StringVar(&baseline.Namespace, "temporal-namespace", baseline.Namespace, "Temporal namespace for --baseline ("+envTemporalNamespace+")")
 	fs.IntVar(&baseline.Sessions, "baseline-sessions", 0, "baseline sessions to run (0: as many as --users)")
 	fs.IntVar(&baseline.Concurrency, "baseline-concurrency", 0, "baseline sessions in flight (0: the booking run's, min(--concurrency, --max-active))")
+	reads := fs.Duration("reads", 0, "after the run, measure /healthz, the seat map and the date list for this long each and compare their request rates (0: skip)")
+	readClients := fs.Int("read-clients", 32, "clients of the --reads benchmark")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,14 +68,37 @@ func runLoadtest(ctx context.Context, args []string, out, progress io.Writer) er
 	if rep == nil {
 		return err
 	}
+	var readRes *loadtest.ReadsResult
+	if *reads > 0 && ctx.Err() == nil {
+		r, rerr := loadtest.RunReads(ctx, loadtest.ReadsConfig{Target: cfg.Target, AdminToken: cfg.AdminToken, Duration: *reads, Concurrency: *readClients})
+		if rerr != nil {
+			return fmt.Errorf("read benchmark: %w", rerr)
+		}
+		readRes = &r
+	}
 	if *asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		if perr := enc.Encode(rep); perr != nil {
+		doc := any(rep)
+		if readRes != nil {
+			doc = struct {
+				*loadtest.Report
+				Reads *loadtest.ReadsResult `json:"reads"`
+			}{rep, readRes}
+		}
+		if perr := enc.Encode(doc); perr != nil {
 			return perr
 		}
-	} else if perr := rep.WriteTable(out); perr != nil {
-		return perr
+	} else {
+		if perr := rep.WriteTable(out); perr != nil {
+			return perr
+		}
+		if readRes != nil {
+			fmt.Fprintf(out, "\nreads (%d clients, %s each):\n  /healthz    %8.0f req/s  p99 %6.1f ms\n  seat map    %8.0f req/s  p99 %6.1f ms  (%.2f x healthz)\n  date list   %8.0f req/s  p99 %6.1f ms  (%.2f x healthz)\n",
+				*readClients, *reads, readRes.Healthz.RequestsPerSecond, readRes.Healthz.P99Ms,
+				readRes.Seats.RequestsPerSecond, readRes.Seats.P99Ms, readRes.SeatsRatio,
+				readRes.Dates.RequestsPerSecond, readRes.Dates.P99Ms, readRes.DatesRatio)
+		}
 	}
 	return err
 }

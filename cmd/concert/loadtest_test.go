@@ -122,3 +122,19 @@ func TestLoadtestRefusesBadFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadtestReadBenchmarkComparesSeatMapsWithHealthz runs the --reads benchmark briefly against a stack:
+// every phase answers without errors and the ratios are computed from the same run.
+func TestLoadtestReadBenchmarkComparesSeatMapsWithHealthz(t *testing.T) {
+	s := teststack.Start(t, teststack.Options{})
+	res, err := loadtest.RunReads(t.Context(), loadtest.ReadsConfig{
+		Target: s.URL, AdminToken: teststack.AdminToken, Duration: 300 * time.Millisecond, Concurrency: 4,
+	})
+	require.NoError(t, err)
+	for name, r := range map[string]loadtest.ReadRate{"healthz": res.Healthz, "seats": res.Seats, "dates": res.Dates} {
+		assert.Positive(t, r.Requests, name)
+		assert.Zero(t, r.Errors, name)
+		assert.Positive(t, r.P99Ms, name)
+	}
+	assert.InDelta(t, res.Seats.RequestsPerSecond/res.Healthz.RequestsPerSecond, res.SeatsRatio, 1e-9)
+}
