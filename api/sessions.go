@@ -268,8 +268,20 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 		}
 		var out activities.Payment
 		if err := h.update(r.Context(), s.Session, workflows.UpdatePay, updateID, workflows.PayRequest{UserUUID: s.UserUUID}, &out); err != nil {
-			writeProblem(w, r, h.workflowProblem(r.Context(), err))
-			return
+			p := h.workflowProblem(r.Context(), err)
+			if p.Status >= 500 {
+				// The update failed without a business answer, but the payment may have gone through (a timer
+				// or signal raced the completion, a worker died after the commit): the database knows.
+				if pay, perr := h.store.PaymentOfSession(r.Context(), s.ID); perr == nil {
+					out = activities.Payment{PaymentID: pay.PaymentID, ReservationID: pay.ReservationID,
+						ConcertDate: pay.Date, SeatNumber: pay.SeatNumber, Amount: pay.Amount, Balance: pay.Balance}
+					p = nil
+				}
+			}
+			if p != nil {
+				writeProblem(w, r, p)
+				return
+			}
 		}
 		writeJSON(w, http.StatusCreated, paymentResponse{
 			PaymentID: out.PaymentID, ReservationID: out.ReservationID, ConcertDate: booking.FormatDate(out.ConcertDate),

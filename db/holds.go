@@ -189,6 +189,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`
 			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
+			// A session still HELD without a seat had its hold lapse and another session take the seat.
+			var status string
+			if err := tx.GetContext(ctx, &status, `SELECT status FROM sessions WHERE id = $1`, sessionID); err == nil && status == "HELD" {
+				return ErrHoldExpired
+			}
 			return ErrNoSeatHeld
 		}
 		if !h.Live {

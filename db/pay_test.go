@@ -152,7 +152,7 @@ func TestPayErrors(t *testing.T) {
 				require.NoError(t, store.Release(t.Context(), sess.ID, statusExpired))
 				return sess.ID
 			}},
-		{name: "lapsed hold another session took over", want: db.ErrNoSeatHeld,
+		{name: "lapsed hold another session took over", want: db.ErrHoldExpired, // 410: the hold lapsed; not 409 "no seat held"
 			arrange: func(t *testing.T, s show, user string) string {
 				sess, _ := heldSession(t, store, s, user)
 				lapseHold(t, store, sess.ID)

@@ -175,10 +175,8 @@ func (s *session) waitForAdmission(ctx workflow.Context) error {
 // waitForReservation gives the admitted user the admission window to hold a seat.
 func (s *session) waitForReservation(ctx workflow.Context) error {
 	soldOut := func() bool { return s.admission != nil && s.admission.Status == booking.StatusSoldOut }
-	ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
-		Timeout:      until(ctx, s.activeUntil),
-		TimerOptions: workflow.TimerOptions{Summary: "admission window"},
-	}, func() bool { return s.status != booking.StatusActive || (soldOut() && !s.busy) })
+	ok, err := s.awaitUntil(ctx, s.activeUntil, "admission window",
+		func() bool { return s.status != booking.StatusActive || (soldOut() && !s.busy) })
 	if err != nil || s.status != booking.StatusActive {
 		return err
 	}
@@ -191,10 +189,7 @@ func (s *session) waitForReservation(ctx workflow.Context) error {
 
 // waitForPayment gives the user the hold window to pay.
 func (s *session) waitForPayment(ctx workflow.Context) error {
-	_, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
-		Timeout:      until(ctx, s.reservation.HeldUntil),
-		TimerOptions: workflow.TimerOptions{Summary: "hold window"},
-	}, func() bool { return s.status != booking.StatusHeld })
+	_, err := s.awaitUntil(ctx, s.reservation.HeldUntil, "hold window", func() bool { return s.status != booking.StatusHeld })
 	if err != nil || s.status != booking.StatusHeld {
 		return err
 	}
@@ -301,7 +296,14 @@ const admissionGrace = 10 * time.Second
 func (s *session) reserve(ctx workflow.Context, req ReserveRequest) (activities.Reservation, error) {
 	if s.status == booking.StatusWaiting {
 		// The API saw the session admitted in the database; the signal is on its way.
-		if _, err := workflow.AwaitWithTimeout(ctx, admissionGrace, func() bool { return s.status != booking.StatusWaiting }); err != nil {
+		admitted := func() bool { return s.status != booking.StatusWaiting }
+		var err error
+		if workflow.GetVersion(ctx, cancelStaleTimers, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			_, err = workflow.AwaitWithTimeout(ctx, admissionGrace, admitted)
+		} else {
+			_, err = s.awaitUntil(ctx, workflow.Now(ctx).Add(admissionGrace), "admission signal grace", admitted)
+		}
+		if err != nil {
 			return activities.Reservation{}, err
 		}
 	}
@@ -314,12 +316,12 @@ func (s *session) reserve(ctx workflow.Context, req ReserveRequest) (activities.
 	s.busy = true
 	defer func() { s.busy = false }()
 
-	var reservationID string
-	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return uuid.NewString() }).Get(&reservationID); err != nil {
+	reservationID, err := s.reservationID(ctx)
+	if err != nil {
 		return activities.Reservation{}, err
 	}
 	var r activities.Reservation
-	err := workflow.ExecuteLocalActivity(shortDB(ctx), acts.HoldSeat, activities.HoldInput{
+	err = workflow.ExecuteLocalActivity(shortDB(ctx), acts.HoldSeat, activities.HoldInput{
 		SessionID: s.id, ConcertCode: s.in.ConcertCode, ConcertDate: req.ConcertDate, SeatNumber: req.SeatNumber,
 		ReservationID: reservationID, HoldWindow: s.in.HoldWindow,
 	}).Get(ctx, &r)
@@ -329,6 +331,50 @@ func (s *session) reserve(ctx workflow.Context, req ReserveRequest) (activities.
 	s.reservation = &r
 	s.setStatus(ctx, booking.StatusHeld)
 	return r, nil
+}
+
+// Change IDs of the session workflow's versioned changes (see README, "Changing workflow code safely").
+const (
+	// reservationFromUpdate derives the reservation ID from the update: a SideEffect is recorded only when the
+	// workflow task completes, so an update redelivered after a worker crash drew a new ID and failed to
+	// recognise the hold its first attempt had committed.
+	reservationFromUpdate = "reservation-id-from-update"
+	// cancelStaleTimers cancels the admission and hold timers once their wait is over, so a timer cannot fire
+	// into the workflow task that completes the session (the server then rejects the completion and the
+	// payment's update fails although it went through).
+	cancelStaleTimers = "cancel-stale-timers"
+)
+
+// reservationNamespace scopes the reservation IDs derived from session and update IDs.
+var reservationNamespace = uuid.MustParse("2f7a3c1e-5b8d-4e6f-9a0b-1c2d3e4f5a6b")
+
+// reservationID names the hold a reserve update asks for. It is the same on every delivery of the update,
+// so a retried hold finds its own earlier success.
+func (s *session) reservationID(ctx workflow.Context) (string, error) {
+	if workflow.GetVersion(ctx, reservationFromUpdate, workflow.DefaultVersion, 1) == 1 {
+		update := workflow.GetCurrentUpdateInfo(ctx)
+		return uuid.NewSHA1(reservationNamespace, []byte(s.id+"/"+update.ID)).String(), nil
+	}
+	var id string
+	err := workflow.SideEffect(ctx, func(workflow.Context) any { return uuid.NewString() }).Get(&id)
+	return id, err
+}
+
+// awaitUntil waits until cond holds or the deadline passes (false), and from version cancelStaleTimers on
+// cancels its timer when cond comes first.
+func (s *session) awaitUntil(ctx workflow.Context, deadline time.Time, summary string, cond func() bool) (bool, error) {
+	if workflow.GetVersion(ctx, cancelStaleTimers, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+			Timeout: until(ctx, deadline), TimerOptions: workflow.TimerOptions{Summary: summary},
+		}, cond)
+	}
+	timerCtx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	timer := workflow.NewTimerWithOptions(timerCtx, until(ctx, deadline), workflow.TimerOptions{Summary: summary})
+	if err := workflow.Await(ctx, func() bool { return cond() || timer.IsReady() }); err != nil {
+		return false, err
+	}
+	return cond(), nil
 }
 
 func (s *session) validatePay(_ workflow.Context, req PayRequest) error {

@@ -83,7 +83,7 @@ func parseConfig(cmd string, args []string, dev, serving bool) (config, error) {
 		TemporalNamespace: env(envTemporalNamespace, defaultNamespace),
 		DataDir:           env(envDataDir, defaultDataDir),
 		LogLevel:          env(envLogLevel, "info"),
-		MetricsAddr:       env(envMetricsAddr, "127.0.0.1:9090"),
+		MetricsAddr:       envOrEmpty(envMetricsAddr, "127.0.0.1:9090"),
 	}
 	var err error
 	if c.HoldWindow, err = envDuration(envHoldWindow, 5*time.Minute); err != nil {
@@ -170,6 +170,14 @@ func (c config) check(dev bool) error {
 
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// envOrEmpty is env for a variable whose empty value means something (off): only an unset one takes def.
+func envOrEmpty(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
 		return v
 	}
 	return def
