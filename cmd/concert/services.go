@@ -112,14 +112,21 @@ func listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// serverTimeouts bound how long a slow (or malicious) client may hold a connection: sending its headers,
+// its body, reading the answer, idling between requests. The write timeout leaves room for a reserve or
+// payment that waits on its workflow.
+var serverTimeouts = struct{ readHeader, read, write, idle time.Duration }{
+	readHeader: 5 * time.Second, read: 15 * time.Second, write: 60 * time.Second, idle: 2 * time.Minute,
+}
+
 // serve runs the HTTP server on ln until ctx is cancelled, then shuts it down gracefully.
 func serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: serverTimeouts.readHeader,
+		ReadTimeout:       serverTimeouts.read,
+		WriteTimeout:      serverTimeouts.write,
+		IdleTimeout:       serverTimeouts.idle,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSlowClientsAreCutOff proves the server's timeouts: a client that dribbles its headers (slowloris) or
+// its body is disconnected, while a normal request on the same server is served.
+func TestSlowClientsAreCutOff(t *testing.T) {
+	saved := serverTimeouts
+	serverTimeouts.readHeader, serverTimeouts.read = 300*time.Millisecond, 600*time.Millisecond
+	t.Cleanup(func() { serverTimeouts = saved })
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	go func() { done <- serve(ctx, ln, h, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// closedWithin reports whether the server closes the connection (whatever it answers first) before d.
+	closedWithin := func(send string, d time.Duration) bool {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		defer conn.Close()
+		_, err = io.WriteString(conn, send)
+		require.NoError(t, err)
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(d)))
+		_, err = io.ReadAll(conn) // returns at EOF, i.e. when the server hangs up
+		return err == nil
+	}
+	assert.True(t, closedWithin("GET / HTTP/1.1\r\nHost: x\r\n", 3*time.Second), "unfinished headers are cut off")
+	assert.True(t, closedWithin("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{", 3*time.Second), "an unfinished body is cut off")
+
+	resp, err := http.Get("http://" + ln.Addr().String() + "/")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+}
