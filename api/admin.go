@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -161,7 +162,8 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 	var pageToken []byte
 	if s := q.Get("pageToken"); s != "" {
 		t, err := base64.RawURLEncoding.DecodeString(s)
-		if err != nil {
+		// Temporal's page tokens are JSON documents; anything else it cannot decode (and the SDK would retry).
+		if err != nil || !json.Valid(t) || (len(t) > 0 && t[0] != '{') {
 			writeProblem(w, r, invalid("pageToken is not a token this API returned"))
 			return
 		}
@@ -241,7 +243,7 @@ const cancelWait = 20 * time.Second
 func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := mux.Vars(r)["bookingId"]
-	if !strings.HasPrefix(id, "booking-") || len(id) > 200 {
+	if !strings.HasPrefix(id, "booking-") || len(id) > 200 || !printable(id) {
 		writeProblem(w, r, problem(http.StatusNotFound, "booking-not-found", "no booking has ID "+id))
 		return
 	}
@@ -258,6 +260,12 @@ func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
 	if reason = strings.TrimSpace(reason); reason == "" || utf8.RuneCountInString(reason) > 500 {
 		writeProblem(w, r, invalid("reason must be 1-500 characters"))
 		return
+	}
+	if _, ok := b["actor"]; ok {
+		if _, p := b.str("actor"); p != nil {
+			writeProblem(w, r, p)
+			return
+		}
 	}
 	who := actor(r, b)
 	desc, err := h.temporal.DescribeWorkflowExecution(ctx, id, "")
@@ -341,14 +349,17 @@ func (h *Handler) cancelSession(ctx context.Context, workflowID, runID string, r
 // actor names who did an admin action: the body's "actor", else the X-Actor header, else "admin". The admin
 // token is shared, so this is what the caller says, recorded for the audit trail.
 func actor(r *http.Request, b body) string {
+	usable := func(s string) bool {
+		return s != "" && utf8.ValidString(s) && !strings.ContainsRune(s, 0) && utf8.RuneCountInString(s) <= 100
+	}
 	if b != nil {
 		if _, ok := b["actor"]; ok {
-			if s, p := b.str("actor"); p == nil && strings.TrimSpace(s) != "" && utf8.RuneCountInString(s) <= 100 {
+			if s, p := b.str("actor"); p == nil && usable(strings.TrimSpace(s)) {
 				return strings.TrimSpace(s)
 			}
 		}
 	}
-	if s := strings.TrimSpace(r.Header.Get("X-Actor")); s != "" && utf8.RuneCountInString(s) <= 100 {
+	if s := strings.TrimSpace(r.Header.Get("X-Actor")); usable(s) {
 		return s
 	}
 	return "admin"

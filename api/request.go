@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ticketing/concert/booking"
@@ -61,6 +62,9 @@ func (b body) str(name string) (string, *Problem) {
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", invalid("%s must be a string", name)
+	}
+	if strings.ContainsRune(s, 0) {
+		return "", invalid("%s must not contain NUL characters", name)
 	}
 	return s, nil
 }
