@@ -283,6 +283,7 @@ func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
 	running := info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 
 	outcome, status, p := h.cancelSession(ctx, id, runID, running)
+	h.readSessions.forget(runID)
 	audit := db.AuditEntry{Action: "cancel", Target: id, SessionID: &runID, Actor: who, Reason: reason, Outcome: outcome}
 	if _, err := h.store.RecordAudit(ctx, audit); err != nil {
 		logFrom(ctx, h.log).Error("Could not audit a cancellation", "bookingId", id, "error", err)

@@ -59,9 +59,10 @@ type Handler struct {
 	// keysStarted counts new idempotency keys, to purge expired ones now and then.
 	keysStarted atomic.Uint64
 	// Short-lived read caches (see ReadCacheTTL).
-	queues    *ttlCache[db.QueueSnapshot]
-	seatMaps  *ttlCache[[]byte]
-	dateLists *ttlCache[[]byte]
+	queues       *ttlCache[db.QueueSnapshot]
+	readSessions *ttlCache[db.Session]
+	seatMaps     *ttlCache[encodedBody]
+	dateLists    *ttlCache[encodedBody]
 }
 
 //go:embed openapi.yaml
@@ -90,8 +91,8 @@ func New(store *db.Store, tc client.Client, cfg Config) (http.Handler, error) {
 	}
 	h := &Handler{store: store, temporal: tc, tokens: tokens, cfg: cfg, log: cfg.Logger,
 		byUser: newLimiter(cfg.UserRateLimit), byAddress: newLimiter(cfg.AddressRateLimit),
-		queues:   newTTLCache[db.QueueSnapshot](ReadCacheTTL),
-		seatMaps: newTTLCache[[]byte](ReadCacheTTL), dateLists: newTTLCache[[]byte](ReadCacheTTL)}
+		queues: newTTLCache[db.QueueSnapshot](ReadCacheTTL), readSessions: newTTLCache[db.Session](ReadCacheTTL),
+		seatMaps: newTTLCache[encodedBody](ReadCacheTTL), dateLists: newTTLCache[encodedBody](ReadCacheTTL)}
 	return h.routes(), nil
 }
 

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -22,31 +21,31 @@ type dateResponse struct {
 // answer is shared by all readers for up to ReadCacheTTL.
 func (h *Handler) concertDates(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	s, p := h.session(r, sessionCheck{})
+	s, p := h.session(r, sessionCheck{reads: true})
 	if p != nil {
 		writeProblem(w, r, p)
 		return
 	}
-	body, err := h.dateLists.get(ctx, s.ConcertCode, func(ctx context.Context) ([]byte, error) {
+	body, err := h.dateLists.get(ctx, s.ConcertCode, func(ctx context.Context) (encodedBody, error) {
 		c, err := h.store.GetConcert(ctx, s.ConcertCode)
 		if err != nil {
-			return nil, err
+			return encodedBody{}, err
 		}
 		dates, err := h.store.ConcertDates(ctx, c.Code)
 		if err != nil {
-			return nil, err
+			return encodedBody{}, err
 		}
 		out := make([]dateResponse, len(dates))
 		for i, d := range dates {
 			out[i] = dateResponse{ConcertDate: booking.FormatDate(d.Date), AvailableSeats: d.AvailableSeats}
 		}
-		return json.Marshal(map[string]any{"concertCode": c.Code, "title": c.Title, "dates": out})
+		return encodeBody(map[string]any{"concertCode": c.Code, "title": c.Title, "dates": out})
 	})
 	if err != nil {
 		writeProblem(w, r, h.storeProblem(ctx, err, "concert-not-found", "no concert has code "+s.ConcertCode))
 		return
 	}
-	writeJSONBytes(w, http.StatusOK, body)
+	body.write(w, r, http.StatusOK)
 }
 
 // seatResponse is one seat of a seat map.
@@ -60,7 +59,7 @@ type seatResponse struct {
 // to ReadCacheTTL, so a stampede on one seat map costs one query per TTL.
 func (h *Handler) seatMap(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	s, p := h.session(r, sessionCheck{})
+	s, p := h.session(r, sessionCheck{reads: true})
 	if p != nil {
 		writeProblem(w, r, p)
 		return
@@ -76,22 +75,22 @@ func (h *Handler) seatMap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := s.ConcertCode + "|" + booking.FormatDate(date)
-	body, err := h.seatMaps.get(ctx, key, func(ctx context.Context) ([]byte, error) {
+	body, err := h.seatMaps.get(ctx, key, func(ctx context.Context) (encodedBody, error) {
 		seats, err := h.store.Seats(ctx, s.ConcertCode, date)
 		if err != nil {
-			return nil, err
+			return encodedBody{}, err
 		}
 		out := make([]seatResponse, len(seats))
 		for i, st := range seats {
 			out[i] = seatResponse{SeatNumber: st.Number, Price: st.Price, Status: st.Status}
 		}
-		return json.Marshal(map[string]any{"concertDate": booking.FormatDate(date), "seats": out})
+		return encodeBody(map[string]any{"concertDate": booking.FormatDate(date), "seats": out})
 	})
 	if err != nil {
 		writeProblem(w, r, h.storeProblem(ctx, err, "date-not-found", "the concert has no performance on "+raw))
 		return
 	}
-	writeJSONBytes(w, http.StatusOK, body)
+	body.write(w, r, http.StatusOK)
 }
 
 // Limits of a concert created through the admin API.

@@ -1265,30 +1265,21 @@ func (b *oaBodies) varShape(fn *ast.FuncDecl, name string) *oaShape {
 
 // handlerBodies returns the shape of every writeJSON body of a handler function.
 func (b *oaBodies) handlerBodies(fn *ast.FuncDecl) []*oaShape {
-	var out, marshalled []*oaShape
-	writesBytes := false
+	var out []*oaShape
 	ast.Inspect(fn.Body, func(n ast.Node) bool {
 		call, ok := n.(*ast.CallExpr)
 		if !ok {
 			return true
 		}
+		// writeJSON(w, status, X) writes X; a handler serving a cached body builds it with encodeBody(X).
 		if id, ok := call.Fun.(*ast.Ident); ok && id.Name == "writeJSON" && len(call.Args) == 3 {
 			out = append(out, b.exprShape(fn, call.Args[2]))
 		}
-		if id, ok := call.Fun.(*ast.Ident); ok && id.Name == "writeJSONBytes" {
-			writesBytes = true
-		}
-		// A handler that serves a cached, pre-encoded body (writeJSONBytes) builds it with json.Marshal(X).
-		if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Marshal" && len(call.Args) == 1 {
-			if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "json" {
-				marshalled = append(marshalled, b.exprShape(fn, call.Args[0]))
-			}
+		if id, ok := call.Fun.(*ast.Ident); ok && id.Name == "encodeBody" && len(call.Args) == 1 {
+			out = append(out, b.exprShape(fn, call.Args[0]))
 		}
 		return true
 	})
-	if writesBytes {
-		out = append(out, marshalled...)
-	}
 	return out
 }
 

@@ -1,14 +1,21 @@
 package api
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 )
 
-// ReadCacheTTL is how long the API reuses what it read for seat maps, date lists and waiting-room positions. It is well under a second, so a seat map is never more than a second
+// ReadCacheTTL is how long the API reuses what it read for seat maps, date lists, waiting-room positions and
+// the session rows behind seat-map and date-list reads. It is well under a second, so a seat map is never more than a second
 // stale, and a read under a stampede costs one database query per key per TTL, whatever the request rate.
 const ReadCacheTTL = 500 * time.Millisecond
 
@@ -72,4 +79,64 @@ func (c *ttlCache[V]) put(key string, v V, now time.Time) {
 		}
 	}
 	c.items[key] = cached[V]{value: v, expires: now.Add(c.ttl)}
+}
+
+// forget drops a key, so the next get loads it afresh.
+func (c *ttlCache[V]) forget(key string) {
+	c.mu.Lock()
+	delete(c.items, key)
+	c.mu.Unlock()
+}
+
+// encodedBody is a cached JSON answer, also gzip-compressed once for every client that accepts it: a seat
+// map of a large hall is tens of kilobytes, and on an on-sale thousands of phones read it every second.
+type encodedBody struct {
+	raw, gzipped []byte
+}
+
+// encodeBody marshals v and compresses it.
+func encodeBody(v any) (encodedBody, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return encodedBody{}, err
+	}
+	raw = append(raw, '\n')
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err != nil {
+		return encodedBody{}, err
+	}
+	if _, err := zw.Write(raw); err != nil {
+		return encodedBody{}, err
+	}
+	if err := zw.Close(); err != nil {
+		return encodedBody{}, err
+	}
+	return encodedBody{raw: raw, gzipped: buf.Bytes()}, nil
+}
+
+// write sends the body, compressed when the client accepts gzip.
+func (b encodedBody) write(w http.ResponseWriter, r *http.Request, status int) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Add("Vary", "Accept-Encoding")
+	body := b.raw
+	if acceptsGzip(r) {
+		h.Set("Content-Encoding", "gzip")
+		body = b.gzipped
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(enc), "gzip") && strings.TrimSpace(q) != "q=0" {
+			return true
+		}
+	}
+	return false
 }

@@ -90,7 +90,7 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
 		}
 	}
-	view, err := h.view(ctx, joined.SessionID)
+	view, err := h.view(ctx, joined.SessionID, false)
 	if err != nil {
 		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
 		return
@@ -315,6 +315,7 @@ func (h *Handler) replayPayment(w http.ResponseWriter, r *http.Request, s db.Ses
 // update sends a Workflow Update to the session's run and waits for its result. A non-empty updateID makes a
 // repeated update return the first one's outcome.
 func (h *Handler) update(ctx context.Context, s db.Session, name, updateID string, arg, out any) error {
+	defer h.readSessions.forget(s.ID) // the update may change the session: its next read sees it
 	handle, err := h.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: s.WorkflowID, RunID: s.ID, UpdateName: name, UpdateID: updateID, Args: []any{arg},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -329,13 +330,14 @@ func (h *Handler) update(ctx context.Context, s db.Session, name, updateID strin
 type sessionCheck struct {
 	allowWaiting bool // status polls answer waiting sessions
 	allowEnded   bool // status polls report how a session ended
+	reads        bool // seat maps and date lists: the session row may come from the read cache
 }
 
 // session authenticates the queue token of r and returns its session, or the problem that stops the
 // request: 401 for a missing, forged or unknown token, 403 for another concert's token or a session that is
 // still waiting (with its position), 410 for an ended session.
 func (h *Handler) session(r *http.Request, check sessionCheck) (db.SessionView, *Problem) {
-	s, p := h.authenticate(r)
+	s, p := h.authenticateFor(r, check)
 	if p != nil {
 		return s, p
 	}
@@ -346,6 +348,11 @@ func (h *Handler) session(r *http.Request, check sessionCheck) (db.SessionView, 
 // token, 403 for another concert's token or a UUID parameter of another user. The session's status is not
 // judged here (see sessionCheck.apply).
 func (h *Handler) authenticate(r *http.Request) (db.SessionView, *Problem) {
+	return h.authenticateFor(r, sessionCheck{})
+}
+
+// authenticateFor is authenticate for a request of the given kind.
+func (h *Handler) authenticateFor(r *http.Request, check sessionCheck) (db.SessionView, *Problem) {
 	token := bearer(r.Header.Get("Authorization"))
 	if token == "" {
 		return db.SessionView{}, problem(http.StatusUnauthorized, "missing-token", "send Authorization: Bearer <queue token>")
@@ -354,7 +361,7 @@ func (h *Handler) authenticate(r *http.Request) (db.SessionView, *Problem) {
 	if err != nil {
 		return db.SessionView{}, problem(http.StatusUnauthorized, "invalid-token", "the token is malformed or its signature does not match")
 	}
-	s, err := h.view(r.Context(), id)
+	s, err := h.view(r.Context(), id, check.reads)
 	if err != nil {
 		return db.SessionView{}, h.storeProblem(r.Context(), err, "invalid-token", "the token names no session")
 	}
@@ -403,11 +410,23 @@ func timePtr(t time.Time) *time.Time {
 	return &u
 }
 
-// view returns a session with its place in the waiting room. The session row is always read fresh (a paid
-// or cancelled token must stop working at once); the place comes from the concert's queue snapshot (at most
-// ReadCacheTTL old), so a poll costs a primary-key read and a binary search however long the queue.
-func (h *Handler) view(ctx context.Context, id string) (db.SessionView, error) {
-	s, err := h.store.GetSession(ctx, id)
+// view returns a session with its place in the waiting room; the place comes from the concert's queue
+// snapshot (at most ReadCacheTTL old), so a poll costs a primary-key read and a binary search however long
+// the queue. The session row is read fresh, except for reads (seat maps, date lists), which take it from a
+// cache of at most ReadCacheTTL: there a read costs no query at all. This API process forgets a session's
+// cached row as soon as it changes the session (reserve, pay, cancel), so its own ended tokens stop working
+// at once; another API process may honour one for the TTL, for reads only.
+func (h *Handler) view(ctx context.Context, id string, reads bool) (db.SessionView, error) {
+	load := func(ctx context.Context) (db.Session, error) { return h.store.GetSession(ctx, id) }
+	var (
+		s   db.Session
+		err error
+	)
+	if reads {
+		s, err = h.readSessions.get(ctx, id, load)
+	} else {
+		s, err = load(ctx)
+	}
 	if err != nil {
 		return db.SessionView{}, err
 	}
