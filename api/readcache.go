@@ -19,16 +19,21 @@ import (
 // stale, and a read under a stampede costs one database query per key per TTL, whatever the request rate.
 const ReadCacheTTL = 500 * time.Millisecond
 
+// maxStale is the oldest a cached value may be when it is served (while a refresh runs): a seat map is never
+// more than a second stale.
+const maxStale = 800 * time.Millisecond
+
 // maxCacheEntries bounds each cache; past it, expired entries are swept and, if that is not enough, all are
 // dropped (the next reads simply go to the database).
 const maxCacheEntries = 200_000
 
 // ttlCache remembers values for a short time and lets concurrent misses of one key share one load.
 type ttlCache[V any] struct {
-	ttl   time.Duration
-	mu    sync.Mutex
-	items map[string]cached[V]
-	group singleflight.Group
+	ttl        time.Duration
+	mu         sync.Mutex
+	items      map[string]cached[V]
+	refreshing map[string]bool
+	group      singleflight.Group
 }
 
 type cached[V any] struct {
@@ -37,18 +42,42 @@ type cached[V any] struct {
 }
 
 func newTTLCache[V any](ttl time.Duration) *ttlCache[V] {
-	return &ttlCache[V]{ttl: ttl, items: map[string]cached[V]{}}
+	return &ttlCache[V]{ttl: ttl, items: map[string]cached[V]{}, refreshing: map[string]bool{}}
 }
 
-// get returns the cached value of key, or loads it (once, however many callers are waiting).
+// get returns the cached value of key, or loads it (once, however many callers are waiting). A value past
+// its TTL but younger than maxStale is still returned while one caller refreshes it in the background, so a
+// refresh (a 100,000-row queue snapshot, say) never makes readers wait.
 func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
 	now := time.Now()
 	c.mu.Lock()
-	if it, ok := c.items[key]; ok && now.Before(it.expires) {
-		c.mu.Unlock()
-		return it.value, nil
+	it, ok := c.items[key]
+	fresh := ok && now.Before(it.expires)
+	stale := ok && !fresh && now.Before(it.expires.Add(maxStale-c.ttl))
+	start := stale && !c.refreshing[key]
+	if start {
+		c.refreshing[key] = true
 	}
 	c.mu.Unlock()
+	switch {
+	case fresh:
+		return it.value, nil
+	case stale:
+		if start {
+			go func() {
+				_, _ = c.refresh(context.WithoutCancel(ctx), key, load)
+				c.mu.Lock()
+				delete(c.refreshing, key)
+				c.mu.Unlock()
+			}()
+		}
+		return it.value, nil
+	}
+	return c.refresh(ctx, key, load)
+}
+
+// refresh loads key once for all concurrent callers and caches the result.
+func (c *ttlCache[V]) refresh(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
 	v, err, _ := c.group.Do(key, func() (any, error) {
 		// The load outlives a caller that gives up: others may be waiting for it.
 		v, err := load(context.WithoutCancel(ctx))

@@ -1,0 +1,52 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestReadCacheServesStaleWhileOneRefreshRuns proves the cache's promises: a fresh value costs no load,
+// concurrent misses share one load, a value past its TTL (but within maxStale) is served at once while a
+// single background refresh runs, and a value past maxStale is never served.
+func TestReadCacheServesStaleWhileOneRefreshRuns(t *testing.T) {
+	c := newTTLCache[int](50 * time.Millisecond)
+	var loads atomic.Int32
+	release := make(chan struct{})
+	load := func(context.Context) (int, error) {
+		n := loads.Add(1)
+		if n > 1 {
+			<-release // the refresh is slow
+		}
+		return int(n), nil
+	}
+	ctx := context.Background()
+	v, err := c.get(ctx, "k", load)
+	require.NoError(t, err)
+	assert.Equal(t, 1, v)
+	v, _ = c.get(ctx, "k", load)
+	assert.Equal(t, 1, v, "fresh: no second load")
+
+	time.Sleep(60 * time.Millisecond) // past the TTL, within maxStale
+	for range 20 {
+		v, err = c.get(ctx, "k", load)
+		require.NoError(t, err)
+		assert.Equal(t, 1, v, "stale values are served while the refresh runs")
+	}
+	close(release)
+	require.Eventually(t, func() bool { v, _ := c.get(ctx, "k", load); return v == 2 }, time.Second, 5*time.Millisecond)
+	assert.EqualValues(t, 2, loads.Load(), "one background refresh for all those readers")
+
+	time.Sleep(maxStale + 10*time.Millisecond)
+	v, err = c.get(ctx, "k", load)
+	require.NoError(t, err)
+	assert.Equal(t, 3, v, "too old to serve: loaded in the caller")
+
+	_, err = c.get(ctx, "e", func(context.Context) (int, error) { return 0, errors.New("down") })
+	assert.Error(t, err, "errors are not cached as values")
+}
