@@ -53,3 +53,42 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	defer resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }
+
+// TestShutdownLetsInFlightRequestsFinish proves the graceful shutdown on SIGTERM (a cancelled context): a
+// request in flight when shutdown begins is answered, new connections are refused, and serve returns.
+func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	started := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		time.Sleep(300 * time.Millisecond) // a reserve waiting on its workflow, say
+		_, _ = io.WriteString(w, "done")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln, h, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+
+	answer := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			answer <- "error: " + err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		answer <- string(b)
+	}()
+	<-started
+	cancel() // SIGTERM
+	assert.Equal(t, "done", <-answer, "the in-flight request is answered")
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(shutdownTimeout):
+		t.Fatal("serve did not return after shutdown")
+	}
+	_, err = net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+	assert.Error(t, err, "the listener is closed")
+}
