@@ -186,16 +186,8 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.idempotent(w, r, "reserve:"+s.ID, func(w http.ResponseWriter, r *http.Request, updateID string) {
-		if p := (sessionCheck{}).apply(s); p != nil {
-			writeProblem(w, r, p)
-			return
-		}
-		b, p := readBody(w, r, false)
+		b, p := actingBody(w, r, s, true)
 		if p != nil {
-			writeProblem(w, r, p)
-			return
-		}
-		if p := sameUser(b, s); p != nil {
 			writeProblem(w, r, p)
 			return
 		}
@@ -253,16 +245,7 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 			h.replayPayment(w, r, s)
 			return
 		}
-		if p := (sessionCheck{}).apply(s); p != nil {
-			writeProblem(w, r, p)
-			return
-		}
-		b, p := readBody(w, r, false)
-		if p != nil {
-			writeProblem(w, r, p)
-			return
-		}
-		if p := sameUser(b, s); p != nil {
+		if _, p := actingBody(w, r, s, true); p != nil {
 			writeProblem(w, r, p)
 			return
 		}
@@ -292,12 +275,7 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 
 // replayPayment answers a keyed payment retry of a session that has paid with that payment.
 func (h *Handler) replayPayment(w http.ResponseWriter, r *http.Request, s db.SessionView) {
-	b, p := readBody(w, r, false)
-	if p != nil {
-		writeProblem(w, r, p)
-		return
-	}
-	if p := sameUser(b, s); p != nil {
+	if _, p := actingBody(w, r, s, false); p != nil {
 		writeProblem(w, r, p)
 		return
 	}
@@ -389,6 +367,24 @@ func (check sessionCheck) apply(s db.SessionView) *Problem {
 			with("position", s.Position).with("estimatedWaitSeconds", seconds(s.EstimatedWait))
 	}
 	return nil
+}
+
+// actingBody reads the body of a request by which a session acts (reserve, pay): the session must still be
+// able to act (unless judging its status is not wanted) and the body's UUID must be the token's user.
+func actingBody(w http.ResponseWriter, r *http.Request, s db.SessionView, judgeStatus bool) (body, *Problem) {
+	if judgeStatus {
+		if p := (sessionCheck{}).apply(s); p != nil {
+			return nil, p
+		}
+	}
+	b, p := readBody(w, r, false)
+	if p != nil {
+		return nil, p
+	}
+	if p := sameUser(b, s); p != nil {
+		return nil, p
+	}
+	return b, nil
 }
 
 // sameUser checks that the body's UUID is the token's user.
