@@ -25,7 +25,7 @@ import (
 // historyDir holds histories captured from real runs of the whole stack by package internal/histories.
 // Regenerate them (after adding a path, or after a versioned change retired the old code) with:
 //
-//	CONCERT_CAPTURE_HISTORIES=1 go test ./internal/histories/ -count=1 -v
+//	go test -tags capture ./internal/histories/ -count=1 -v
 const historyDir = "testdata/histories"
 
 // capturedPath is one path a workflow can take and what its captured history must show, so that no path's

@@ -1,3 +1,5 @@
+//go:build capture
+
 package histories
 
 import (
@@ -22,10 +24,6 @@ import (
 )
 
 const (
-	// captureEnv switches the capture on. Without it the test skips: the replay tests over the committed
-	// histories are what runs in CI.
-	captureEnv = "CONCERT_CAPTURE_HISTORIES"
-
 	eve   = "2026-12-24T19:00:00"
 	price = 110_000
 	// window is the hold and admission window of every captured run: short, so the expiring paths end within
@@ -42,10 +40,6 @@ var outDir = filepath.Join("..", "..", "workflows", "testdata", "histories")
 // session, driven through the HTTP API against PostgreSQL and an embedded Temporal server, and one closed run
 // of a concert's waiting room. The file names are the paths workflows/replay_test.go requires.
 func TestCaptureHistories(t *testing.T) {
-	if os.Getenv(captureEnv) != "1" {
-		t.Skip("captures the workflow histories replayed by package workflows; regenerate them with: " +
-			captureEnv + "=1 go test ./internal/histories/ -count=1 -v")
-	}
 	c := &capturer{t: t, s: teststack.Start(t, teststack.Options{HoldWindow: window, AdmissionWindow: window})}
 	// The paths that end when a window lapses go first, so their timers run while the others are driven.
 	c.admissionExpired()

@@ -4,7 +4,7 @@
 // run's history to workflows/testdata/histories as JSON, the format `temporal workflow show --output json`
 // prints. The test runs only when asked:
 //
-//	CONCERT_CAPTURE_HISTORIES=1 go test ./internal/histories/ -count=1 -v
+//	go test -tags capture ./internal/histories/ -count=1 -v
 //
 // Regenerate the histories when a workflow path is added or a deliberate, versioned change makes old
 // histories obsolete, never to make a failing replay test pass. Nothing may import this package, and it
