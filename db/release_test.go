@@ -102,42 +102,55 @@ func TestReleaseOfAWaitingSessionEndsIt(t *testing.T) {
 // session row, Release waits for it and then frees the seat it can now see.
 func TestReleaseFreesASeatWhoseHoldCommittedMeanwhile(t *testing.T) {
 	t.Parallel()
-	store := dbtest.New(t)
-	ctx := t.Context()
-	code := "RACE-REL"
-	require.NoError(t, store.CreateConcert(ctx, db.NewConcert{Code: code, Title: "t", MaxActive: 5,
-		Dates: []db.NewConcertDate{{Date: time.Date(2026, 12, 24, 19, 0, 0, 0, time.UTC), Seats: 2, Price: 10}}}))
-	u, err := store.CreateUser(ctx)
-	require.NoError(t, err)
-	sess, _, err := store.JoinQueue(ctx, db.JoinParams{SessionID: "s-race", WorkflowID: "w", ConcertCode: code, UserUUID: u.UUID, AdmissionWindow: time.Minute})
+	store, code, user := raceFixture(t)
+	sess, _, err := store.JoinQueue(t.Context(), db.JoinParams{SessionID: "s-race", WorkflowID: "w", ConcertCode: code, UserUUID: user, AdmissionWindow: time.Minute})
 	require.NoError(t, err)
 	require.Equal(t, "ACTIVE", sess.Status)
 
-	// HoldSeat's statements, in a transaction left open.
+	seatFreedAfterCommit(t, store, code, "s-race", func() error { return store.Release(t.Context(), "s-race", "CANCELLED") })
+	got, err := store.GetSession(t.Context(), "s-race")
+	require.NoError(t, err)
+	assert.Equal(t, "CANCELLED", got.Status)
+}
+
+// raceFixture is a store with a two-seat concert and one user, for the commit-race tests.
+func raceFixture(t *testing.T) (*db.Store, string, string) {
+	t.Helper()
+	store := dbtest.New(t)
+	code := "RACE"
+	require.NoError(t, store.CreateConcert(t.Context(), db.NewConcert{Code: code, Title: "t", MaxActive: 5,
+		Dates: []db.NewConcertDate{{Date: time.Date(2026, 12, 24, 19, 0, 0, 0, time.UTC), Seats: 2, Price: 10}}}))
+	u, err := store.CreateUser(t.Context())
+	require.NoError(t, err)
+	return store, code, u.UUID
+}
+
+// seatFreedAfterCommit runs HoldSeat's statements for session on seat 1 in a transaction left open, starts
+// racer, waits until racer is blocked on the hold's locks, commits the hold, and checks that racer still freed
+// the seat.
+func seatFreedAfterCommit(t *testing.T, store *db.Store, code, session string, racer func() error) {
+	t.Helper()
 	tx, err := store.DB().Beginx()
 	require.NoError(t, err)
-	defer tx.Rollback()
-	_, err = tx.Exec(`UPDATE sessions SET status = 'HELD', held_until = now() + interval '1 minute' WHERE id = 's-race'`)
+	defer func() { _ = tx.Rollback() }()
+	_, err = tx.Exec(`UPDATE sessions SET status = 'HELD', held_until = now() + interval '1 minute' WHERE id = $1`, session)
 	require.NoError(t, err)
-	_, err = tx.Exec(`UPDATE seats SET status = 'HELD', session_id = 's-race', reservation_id = gen_random_uuid(), held_until = now() + interval '1 minute' WHERE concert_code = $1 AND seat_number = 1`, code)
+	_, err = tx.Exec(`UPDATE seats SET status = 'HELD', session_id = $2, reservation_id = gen_random_uuid(), held_until = now() + interval '1 minute' WHERE concert_code = $1 AND seat_number = 1`, code, session)
 	require.NoError(t, err)
 
-	released := make(chan error, 1)
-	go func() { released <- store.Release(ctx, "s-race", "CANCELLED") }()
-	require.Eventually(t, func() bool { // Release is waiting for the session row the hold holds
+	done := make(chan error, 1)
+	go func() { done <- racer() }()
+	require.Eventually(t, func() bool { // the racer waits for the session row the hold holds
 		var waiting int
 		_ = store.DB().Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
 		return waiting > 0
 	}, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, tx.Commit())
-	require.NoError(t, <-released)
+	require.NoError(t, <-done)
 
 	var seat string
 	require.NoError(t, store.DB().Get(&seat, `SELECT status FROM seats WHERE concert_code = $1 AND seat_number = 1`, code))
 	assert.Equal(t, "AVAILABLE", seat)
-	got, err := store.GetSession(ctx, "s-race")
-	require.NoError(t, err)
-	assert.Equal(t, "CANCELLED", got.Status)
 }
 
 // TestJoinQueueEndsALiveSessionLeftByAClosedRun proves the one-live-session rule: when a user's new session
@@ -181,41 +194,15 @@ func TestJoinQueueEndsALiveSessionLeftByAClosedRun(t *testing.T) {
 // hold of the closed run that commits while the new session joins does not leave its seat stranded.
 func TestJoinQueueFreesASeatTheClosedRunHeldMeanwhile(t *testing.T) {
 	t.Parallel()
-	store := dbtest.New(t)
-	ctx := t.Context()
-	code := "RACE-JOIN"
-	require.NoError(t, store.CreateConcert(ctx, db.NewConcert{Code: code, Title: "t", MaxActive: 5,
-		Dates: []db.NewConcertDate{{Date: time.Date(2026, 12, 24, 19, 0, 0, 0, time.UTC), Seats: 2, Price: 10}}}))
-	u, err := store.CreateUser(ctx)
-	require.NoError(t, err)
-	_, _, err = store.JoinQueue(ctx, db.JoinParams{SessionID: "old", WorkflowID: "w", ConcertCode: code, UserUUID: u.UUID, AdmissionWindow: time.Minute})
-	require.NoError(t, err)
+	store, code, user := raceFixture(t)
+	join := func(id string) error {
+		_, _, err := store.JoinQueue(t.Context(), db.JoinParams{SessionID: id, WorkflowID: "w", ConcertCode: code, UserUUID: user, AdmissionWindow: time.Minute})
+		return err
+	}
+	require.NoError(t, join("old"))
 
-	tx, err := store.DB().Beginx()
-	require.NoError(t, err)
-	defer tx.Rollback()
-	_, err = tx.Exec(`UPDATE sessions SET status = 'HELD', held_until = now() + interval '1 minute' WHERE id = 'old'`)
-	require.NoError(t, err)
-	_, err = tx.Exec(`UPDATE seats SET status = 'HELD', session_id = 'old', reservation_id = gen_random_uuid(), held_until = now() + interval '1 minute' WHERE concert_code = $1 AND seat_number = 1`, code)
-	require.NoError(t, err)
-
-	joined := make(chan error, 1)
-	go func() {
-		_, _, err := store.JoinQueue(ctx, db.JoinParams{SessionID: "new", WorkflowID: "w", ConcertCode: code, UserUUID: u.UUID, AdmissionWindow: time.Minute})
-		joined <- err
-	}()
-	require.Eventually(t, func() bool {
-		var waiting int
-		_ = store.DB().Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
-		return waiting > 0
-	}, 10*time.Second, 10*time.Millisecond)
-	require.NoError(t, tx.Commit())
-	require.NoError(t, <-joined)
-
-	var seat string
-	require.NoError(t, store.DB().Get(&seat, `SELECT status FROM seats WHERE concert_code = $1 AND seat_number = 1`, code))
-	assert.Equal(t, "AVAILABLE", seat)
-	old, err := store.GetSession(ctx, "old")
+	seatFreedAfterCommit(t, store, code, "old", func() error { return join("new") })
+	old, err := store.GetSession(t.Context(), "old")
 	require.NoError(t, err)
 	assert.Equal(t, "CANCELLED", old.Status)
 }
