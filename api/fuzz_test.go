@@ -12,7 +12,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -31,16 +30,9 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
-	sdkworker "go.temporal.io/sdk/worker"
-
-	"github.com/ticketing/concert/activities"
 	"github.com/ticketing/concert/booking"
-	"github.com/ticketing/concert/db/dbtest"
-	"github.com/ticketing/concert/internal/devserver"
 	"github.com/ticketing/concert/internal/metrics"
-	"github.com/ticketing/concert/worker"
+	"github.com/ticketing/concert/internal/testbackend"
 	"github.com/ticketing/concert/workflows"
 )
 
@@ -400,34 +392,13 @@ type fuzzStack struct {
 	subst  *strings.Replacer // placeholders → real tokens, UUIDs and booking IDs
 }
 
-// startFuzzStack starts the booking service as internal/teststack does, and creates the fixtures. tb is the
+// startFuzzStack starts the booking service as internal/teststack does (on the same internal/testbackend), and creates the fixtures. tb is the
 // fuzz target's *testing.F, so the stack lives as long as the fuzzing process.
 func startFuzzStack(tb testing.TB) *fuzzStack {
 	tb.Helper()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	store := dbtest.New(tb)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{UIPort: devserver.NoUI, Logger: log, SearchAttributes: workflows.SearchAttributes()})
-	if err != nil {
-		tb.Fatalf("start Temporal: %v", err)
-	}
-	tb.Cleanup(func() { _ = srv.Stop() })
-	reg := metrics.NewRegistry()
-	c, err := client.DialContext(ctx, client.Options{
-		HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), Logger: sdklog.NewStructuredLogger(log),
-		MetricsHandler: metrics.NewTemporalHandler(reg),
-	})
-	if err != nil {
-		tb.Fatalf("dial Temporal: %v", err)
-	}
-	tb.Cleanup(c.Close)
-	w := worker.New(c, &activities.Activities{Store: store, Temporal: c}, sdkworker.Options{})
-	if err := w.Start(); err != nil {
-		tb.Fatalf("start worker: %v", err)
-	}
-	tb.Cleanup(w.Stop)
-	reg.MustRegister(metrics.NewBusinessCollector(store.ConcertStats, 5*time.Second))
+	b := testbackend.Start(tb, log)
+	store, c, reg := b.Store, b.Temporal, b.Registry
 	secret := []byte("fuzz-token-secret-0123456789")
 	h, err := New(store, c, Config{
 		AdminToken: fuzzAdminToken, TokenSecret: secret, HoldWindow: 5 * time.Minute,

@@ -5,29 +5,22 @@ package teststack
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
-	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/ticketing/concert/activities"
 	"github.com/ticketing/concert/api"
 	"github.com/ticketing/concert/db"
-	"github.com/ticketing/concert/db/dbtest"
 	"github.com/ticketing/concert/internal/devserver"
 	"github.com/ticketing/concert/internal/metrics"
-	"github.com/ticketing/concert/worker"
-	"github.com/ticketing/concert/workflows"
+	"github.com/ticketing/concert/internal/testbackend"
 )
 
 // AdminToken is the admin token of every test stack.
@@ -52,8 +45,7 @@ type Stack struct {
 	URL      string // base URL of the API, without a trailing slash
 	HTTP     *http.Client
 
-	worker     sdkworker.Worker
-	stopWorker sync.Once
+	backend *testbackend.Backend
 }
 
 // Start brings up a stack and stops it when the test ends.
@@ -69,31 +61,8 @@ func Start(t testing.TB, opts Options) *Stack {
 		opts.AdmissionTick = 200 * time.Millisecond
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store := dbtest.New(t)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{UIPort: devserver.NoUI, Logger: log, SearchAttributes: workflows.SearchAttributes()})
-	if err != nil {
-		t.Fatalf("teststack: start Temporal: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	reg := metrics.NewRegistry()
-	c, err := client.DialContext(ctx, client.Options{
-		HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), Logger: sdklog.NewStructuredLogger(log),
-		MetricsHandler: metrics.NewTemporalHandler(reg),
-	})
-	if err != nil {
-		t.Fatalf("teststack: dial Temporal: %v", err)
-	}
-	t.Cleanup(c.Close)
-	w := worker.New(c, &activities.Activities{Store: store, Temporal: c}, sdkworker.Options{})
-	if err := w.Start(); err != nil {
-		t.Fatalf("teststack: start worker: %v", err)
-	}
-	stack := &Stack{}
-	t.Cleanup(func() { stack.StopWorker() })
-	reg.MustRegister(metrics.NewBusinessCollector(store.ConcertStats, 5*time.Second))
+	b := testbackend.Start(t, log)
+	store, c, reg := b.Store, b.Temporal, b.Registry
 	h, err := api.New(store, c, api.Config{
 		AdminToken: AdminToken, TokenSecret: []byte("test-token-secret-0123456789"),
 		HoldWindow: opts.HoldWindow, AdmissionWindow: opts.AdmissionWindow, AdmissionTick: opts.AdmissionTick, StuckGrace: opts.StuckGrace, Logger: log,
@@ -105,15 +74,12 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
-	*stack = Stack{t: t, Store: store, Temporal: c, Server: srv, URL: hs.URL, HTTP: hs.Client(), worker: w}
-	return stack
+	return &Stack{t: t, Store: store, Temporal: c, Server: b.Server, URL: hs.URL, HTTP: hs.Client(), backend: b}
 }
 
 // StopWorker stops the worker, as a crashed or stuck worker fleet would: workflows stop making progress
 // while the API and Temporal go on answering. Stopping twice is harmless.
-func (s *Stack) StopWorker() {
-	s.stopWorker.Do(func() { s.worker.Stop() })
-}
+func (s *Stack) StopWorker() { s.backend.StopWorker() }
 
 // Response is a decoded API response.
 type Response struct {

@@ -1,0 +1,74 @@
+// Package testbackend starts everything behind the HTTP API inside a test: a fresh migrated PostgreSQL
+// database, an embedded in-memory Temporal server with the search attributes registered, a Temporal client
+// reporting to a metrics registry, and the real booking worker. It does not import package api, so both
+// internal/teststack (which adds the API) and package api's own fuzz tests can build on it.
+package testbackend
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/ticketing/concert/activities"
+	"github.com/ticketing/concert/db"
+	"github.com/ticketing/concert/db/dbtest"
+	"github.com/ticketing/concert/internal/devserver"
+	"github.com/ticketing/concert/internal/metrics"
+	"github.com/ticketing/concert/worker"
+	"github.com/ticketing/concert/workflows"
+)
+
+// Backend is a running store, Temporal server, client and worker; Start stops them when the test ends.
+type Backend struct {
+	Store    *db.Store
+	Temporal client.Client
+	Server   *devserver.Server
+	// Registry has the Temporal SDK's metrics and the business figures; the API adds its own.
+	Registry *prometheus.Registry
+
+	worker     sdkworker.Worker
+	stopWorker sync.Once
+}
+
+// Start brings up a backend whose components log to log.
+func Start(tb testing.TB, log *slog.Logger) *Backend {
+	tb.Helper()
+	store := dbtest.New(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := devserver.Start(ctx, devserver.Options{UIPort: devserver.NoUI, Logger: log, SearchAttributes: workflows.SearchAttributes()})
+	if err != nil {
+		tb.Fatalf("testbackend: start Temporal: %v", err)
+	}
+	tb.Cleanup(func() { _ = srv.Stop() })
+	reg := metrics.NewRegistry()
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort: srv.FrontendAddress(), Namespace: srv.Namespace(), Logger: sdklog.NewStructuredLogger(log),
+		MetricsHandler: metrics.NewTemporalHandler(reg),
+	})
+	if err != nil {
+		tb.Fatalf("testbackend: dial Temporal: %v", err)
+	}
+	tb.Cleanup(c.Close)
+	w := worker.New(c, &activities.Activities{Store: store, Temporal: c}, sdkworker.Options{})
+	if err := w.Start(); err != nil {
+		tb.Fatalf("testbackend: start worker: %v", err)
+	}
+	b := &Backend{Store: store, Temporal: c, Server: srv, Registry: reg, worker: w}
+	tb.Cleanup(b.StopWorker)
+	reg.MustRegister(metrics.NewBusinessCollector(store.ConcertStats, 5*time.Second))
+	return b
+}
+
+// StopWorker stops the worker, as a crashed or stuck worker fleet would: workflows stop making progress
+// while Temporal goes on answering. Stopping twice is harmless.
+func (b *Backend) StopWorker() {
+	b.stopWorker.Do(func() { b.worker.Stop() })
+}
