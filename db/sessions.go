@@ -52,6 +52,8 @@ const AdmitBatchLimit = 500
 type Admission struct {
 	SessionID   string       `db:"id"`
 	WorkflowID  string       `db:"workflow_id"`
+	ConcertCode string       `db:"concert_code"`
+	UserUUID    string       `db:"user_uuid"`
 	Status      string       `db:"status"`
 	ActiveUntil sql.NullTime `db:"active_until"`
 }
@@ -238,6 +240,9 @@ const admissionRateWindow = 5 * time.Minute
 // order, and the figures that turn a place in the queue into an estimated wait. The API keeps one per concert
 // for a moment, so that position polls of many thousand waiting sessions cost a binary search, not a count.
 type QueueSnapshot struct {
+	// Through is the highest sequence number any session had when the snapshot was taken: a session with a
+	// higher one joined later, and is counted by Store.WaitingBetween.
+	Through          int64
 	Waiting          []int64
 	RecentAdmissions int64
 	MaxActive        int64
@@ -250,6 +255,9 @@ func (s *Store) Queue(ctx context.Context, code string) (QueueSnapshot, error) {
 SELECT (SELECT count(*) FROM sessions WHERE concert_code = $1 AND admitted_at > now() - $2 * interval '1 microsecond') AS recent,
        COALESCE((SELECT max_active FROM concerts WHERE code = $1), 0) AS max_active`
 	q := QueueSnapshot{Waiting: []int64{}}
+	if err := s.db.GetContext(ctx, &q.Through, `SELECT COALESCE(max(seq), 0) FROM sessions`); err != nil {
+		return QueueSnapshot{}, fmt.Errorf("queue of %s: %w", code, err)
+	}
 	if err := s.db.SelectContext(ctx, &q.Waiting, waiting, code); err != nil {
 		return QueueSnapshot{}, fmt.Errorf("queue of %s: %w", code, err)
 	}
@@ -269,6 +277,22 @@ SELECT (SELECT count(*) FROM sessions WHERE concert_code = $1 AND admitted_at > 
 // snapshot was taken.
 func (q QueueSnapshot) Position(seq int64) int64 {
 	return int64(sort.Search(len(q.Waiting), func(i int) bool { return q.Waiting[i] >= seq })) + 1
+}
+
+// inFlightMargin is how many sequence numbers below the highest one a snapshot saw may still belong to
+// transactions that had not committed when it was taken: more than all the joins that can be in flight at
+// once (one per database connection of every API process).
+const inFlightMargin = 1024
+
+// Fresh is the first sequence number a snapshot does not count with certainty: sessions at or above it may
+// have committed after the snapshot was taken (see Store.WaitingBetween).
+func (q QueueSnapshot) Fresh() int64 { return max(q.Through-inFlightMargin+1, 1) }
+
+// PositionWith is Position for a session whose queue snapshot is q and for which later counts the waiting
+// sessions from q.Fresh() up to (not including) seq, read from the database just now: exact for the sessions
+// that joined after the snapshot, and for those that were still committing when it was taken.
+func (q QueueSnapshot) PositionWith(seq, later int64) int64 {
+	return q.Position(min(seq, q.Fresh())) + later
 }
 
 // EstimatedWait turns a position into a wait: at the recent admission rate, or failing that at the slowest
@@ -297,9 +321,15 @@ WHERE concert_code = $1 AND status IN ('WAITING', 'ACTIVE')`
 UPDATE sessions SET status = 'ACTIVE', notified = false, status_since = now(), admitted_at = now(),
                     active_until = now() + $3 * interval '1 microsecond'
 WHERE id IN (SELECT id FROM sessions WHERE concert_code = $1 AND status = 'WAITING' ORDER BY seq LIMIT $2)`
+	// The sessions to tell: those this step moved on (status_since = now(), the transaction's time), and those
+	// left untold for a few seconds (a notification that failed, or a session admitted at its join whose
+	// workflow has not attached: its token answer went out, but the API that issued it may have died before
+	// starting the workflow). Younger ones are left to the starter of the API that admitted them.
 	const notify = `
-SELECT id, workflow_id, status, active_until FROM sessions
-WHERE concert_code = $1 AND NOT notified ORDER BY seq LIMIT 2000`
+SELECT id, workflow_id, concert_code, user_uuid, status, active_until FROM sessions
+WHERE concert_code = $1 AND NOT notified
+  AND (status_since = now() OR status_since < now() - interval '3 seconds')
+ORDER BY seq LIMIT 2000`
 	const waiting = `SELECT count(*) FROM sessions WHERE concert_code = $1 AND status = 'WAITING'`
 	var res AdmitResult
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {

@@ -1,6 +1,7 @@
 package db_test
 
 import (
+	"github.com/lib/pq"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -263,6 +264,12 @@ func TestAdmitNextAdmitsInFIFOOrderAndReportsUntilNotified(t *testing.T) {
 	res, err = store.AdmitNext(t.Context(), s.code, window)
 	require.NoError(t, err)
 	assert.Zero(t, res.Admitted, "no slot is free")
+	assert.Empty(t, res.Notify, "an admission a moment old is left to the notification under way")
+
+	exec(t, store, `UPDATE sessions SET status_since = status_since - interval '4 seconds' WHERE id = ANY($1)`,
+		pq.Array([]string{queue[0].ID, queue[1].ID}))
+	res, err = store.AdmitNext(t.Context(), s.code, window)
+	require.NoError(t, err)
 	assert.Equal(t, []string{queue[0].ID, queue[1].ID}, ids(res.Notify), "unnotified admissions are reported again")
 
 	require.NoError(t, store.MarkNotified(t.Context(), ids(res.Notify)))

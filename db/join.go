@@ -1,0 +1,240 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Errors of Join that name what is missing, so the API can say which.
+var (
+	// ErrUnknownConcert means no concert has the code a token was asked for.
+	ErrUnknownConcert = fmt.Errorf("concert: %w", ErrNotFound)
+	// ErrUnknownUser means no user has the UUID a token was asked for.
+	ErrUnknownUser = fmt.Errorf("user: %w", ErrNotFound)
+)
+
+// NewSession is a fan asking for a queue token. The service chooses SessionID (and the WorkflowID derived
+// from it) before the row exists, so the token can be answered the moment the row commits.
+type NewSession struct {
+	SessionID       string
+	WorkflowID      string
+	ConcertCode     string
+	UserUUID        string
+	AdmissionWindow time.Duration
+	// HoldWindow is kept with the session, so its workflow holds seats for as long as the service promised
+	// when the fan joined, whatever the configuration says when the workflow starts.
+	HoldWindow time.Duration
+	// StaleAfter is how far past its deadline a live session of the same fan must be for a new token request
+	// to end it (its workflow is gone: terminated, or never started) instead of answering with it.
+	StaleAfter time.Duration
+}
+
+// oneLivePerUser is the unique index that lets a fan have one live session per concert.
+const oneLivePerUser = "sessions_one_live_per_user"
+
+// Join takes a fan's place in the concert's waiting room in one short transaction: it returns the fan's live
+// session if there is one (created false), or inserts a new one with the next sequence number, admitted at
+// once when a slot is free and nobody waits, SOLD_OUT when nothing is left to sell, WAITING otherwise. It waits
+// for no workflow: the session's workflow is started afterwards and attaches to this row. ErrUnknownConcert
+// and ErrUnknownUser say what is missing.
+func (s *Store) Join(ctx context.Context, p NewSession) (sess Session, created bool, err error) {
+	for attempt := 0; ; attempt++ {
+		sess, created, err = s.join(ctx, p)
+		// Two token requests of one fan raced and the other inserted first: the next attempt finds its row.
+		if isUniqueViolation(err, oneLivePerUser) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return Session{}, false, fmt.Errorf("join queue of %s: %w", p.ConcertCode, err)
+		}
+		return sess, created, nil
+	}
+}
+
+func (s *Store) join(ctx context.Context, p NewSession) (sess Session, created bool, err error) {
+	const live = `
+SELECT ` + sessionColumns + `,
+       (status = 'ACTIVE' AND active_until < now() - $3 * interval '1 microsecond')
+    OR (status = 'HELD' AND held_until < now() - $3 * interval '1 microsecond') AS stale
+FROM sessions WHERE concert_code = $1 AND user_uuid = $2 AND status IN ('WAITING', 'ACTIVE', 'HELD')`
+	const endStale = `UPDATE sessions SET status = 'EXPIRED', status_since = now() WHERE id = $1 AND status IN ('ACTIVE', 'HELD')`
+	const freeStale = `
+UPDATE seats SET status = 'AVAILABLE', session_id = NULL, reservation_id = NULL, held_until = NULL
+WHERE session_id = $1 AND status = 'HELD'`
+	// state reads what decides a join without locking anything: most joins of a busy on-sale find people
+	// waiting (or admission paused, or the concert sold out) and can only wait.
+	const state = `
+SELECT max_active, admission_paused,
+       NOT EXISTS (SELECT 1 FROM seats WHERE concert_code = $1 AND status <> 'SOLD') AS sold_out,
+       EXISTS (SELECT 1 FROM sessions WHERE concert_code = $1 AND status = 'WAITING') AS waiting
+FROM concerts WHERE code = $1`
+	const waitingExists = `SELECT EXISTS (SELECT 1 FROM sessions WHERE concert_code = $1 AND status = 'WAITING')`
+	// A session admitted here is inserted not notified: its workflow has not been told (it does not exist
+	// yet). The workflow marks it notified when it attaches; if no workflow attaches within a few seconds,
+	// the waiting room's next step starts one.
+	const insert = `
+INSERT INTO sessions (id, workflow_id, concert_code, user_uuid, status, notified, active_until, admitted_at, hold_window_us)
+VALUES ($1, $2, $3, $4, $5::text, $5::text <> 'ACTIVE',
+        CASE WHEN $5::text = 'ACTIVE' THEN now() + $6 * interval '1 microsecond' END,
+        CASE WHEN $5::text = 'ACTIVE' THEN now() END, $7)
+RETURNING ` + sessionColumns
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var cur struct {
+			Session
+			Stale bool `db:"stale"`
+		}
+		switch err := tx.GetContext(ctx, &cur, live, p.ConcertCode, p.UserUUID, micros(p.StaleAfter)); {
+		case err == nil && !cur.Stale:
+			sess = cur.Session
+			return nil
+		case err == nil:
+			// Its window ended long ago and nothing ended it: no workflow looks after it any more.
+			if _, err := tx.ExecContext(ctx, freeStale, cur.ID); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, endStale, cur.ID); err != nil {
+				return err
+			}
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		var st struct {
+			MaxActive int  `db:"max_active"`
+			Paused    bool `db:"admission_paused"`
+			SoldOut   bool `db:"sold_out"`
+			Waiting   bool `db:"waiting"`
+		}
+		if err := tx.GetContext(ctx, &st, state, p.ConcertCode); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%s: %w", p.ConcertCode, ErrUnknownConcert)
+			}
+			return err
+		}
+		status := "WAITING"
+		switch {
+		case st.SoldOut:
+			status = "SOLD_OUT"
+		case st.Paused || st.Waiting:
+		default:
+			// A slot may be free and nobody waits: decide under the concert's lock, so that concurrent joins
+			// and admission steps cannot admit past maxActive or out of order.
+			var cfg struct {
+				MaxActive int  `db:"max_active"`
+				Paused    bool `db:"admission_paused"`
+			}
+			if err := tx.GetContext(ctx, &cfg, lockConcert, p.ConcertCode); err != nil {
+				return noRows(err, "concert "+p.ConcertCode)
+			}
+			var waiting bool
+			var live int
+			if err := tx.GetContext(ctx, &waiting, waitingExists, p.ConcertCode); err != nil {
+				return err
+			}
+			if err := tx.GetContext(ctx, &live, liveCount, p.ConcertCode); err != nil {
+				return err
+			}
+			if !cfg.Paused && !waiting && live < cfg.MaxActive {
+				status = "ACTIVE"
+			}
+		}
+		hold := sql.NullInt64{Int64: micros(p.HoldWindow), Valid: p.HoldWindow > 0}
+		if err := tx.GetContext(ctx, &sess, insert, p.SessionID, p.WorkflowID, p.ConcertCode, p.UserUUID, status,
+			micros(p.AdmissionWindow), hold); err != nil {
+			var pqErr *pq.Error
+			if errors.As(err, &pqErr) && pqErr.Code == "23503" && pqErr.Constraint == "sessions_user_uuid_fkey" {
+				return fmt.Errorf("%s: %w", p.UserUUID, ErrUnknownUser)
+			}
+			return err
+		}
+		created = true
+		return nil
+	})
+	return sess, created, err
+}
+
+// Attachment is a session as its workflow finds it when it starts: the row, the hold window the fan joined
+// with, and the seat the session holds, if any.
+type Attachment struct {
+	Session
+	HoldWindow  time.Duration
+	Reservation *Reservation
+}
+
+// Attach is the first step of a session's workflow: it reads the session and marks it notified in one
+// statement, so the status the workflow starts from is the status it has been told of; any later change by
+// the waiting room (admission, sold out) marks it unnotified again and is signalled. ErrNotFound if no such
+// session exists.
+func (s *Store) Attach(ctx context.Context, sessionID string) (Attachment, error) {
+	const q = `
+UPDATE sessions SET notified = true WHERE id = $1
+RETURNING ` + sessionColumns + `, COALESCE(hold_window_us, 0) AS hold_window_us`
+	const seat = `
+SELECT reservation_id, concert_code, concert_date, seat_number, price, held_until
+FROM seats WHERE session_id = $1 AND status = 'HELD'`
+	var row struct {
+		Session
+		HoldWindowUs int64 `db:"hold_window_us"`
+	}
+	if err := s.db.GetContext(ctx, &row, q, sessionID); err != nil {
+		return Attachment{}, noRows(err, "session "+sessionID)
+	}
+	a := Attachment{Session: row.Session, HoldWindow: time.Duration(row.HoldWindowUs) * time.Microsecond}
+	if row.Status == "HELD" {
+		var r Reservation
+		switch err := s.db.GetContext(ctx, &r, seat, sessionID); {
+		case err == nil:
+			a.Reservation = &r
+		case !errors.Is(err, sql.ErrNoRows):
+			return Attachment{}, fmt.Errorf("seat of session %s: %w", sessionID, err)
+		}
+	}
+	return a, nil
+}
+
+// WaitingBetween counts the sessions of a concert that wait with a sequence number from (and including)
+// from up to (not including) before: the arrivals a queue snapshot may not have seen (QueueSnapshot.Fresh).
+func (s *Store) WaitingBetween(ctx context.Context, code string, from, before int64) (int64, error) {
+	const q = `SELECT count(*) FROM sessions WHERE concert_code = $1 AND status = 'WAITING' AND seq >= $2 AND seq < $3`
+	var n int64
+	if before <= from {
+		return 0, nil
+	}
+	if err := s.db.GetContext(ctx, &n, q, code, from, before); err != nil {
+		return 0, fmt.Errorf("waiting arrivals of %s: %w", code, err)
+	}
+	return n, nil
+}
+
+// SessionUsers returns the user of each of these sessions that exists, by session ID. Support tooling
+// reads sessions from Temporal visibility, which holds no personal data, and names their users from here.
+func (s *Store) SessionUsers(ctx context.Context, ids []string) (map[string]string, error) {
+	const q = `SELECT id, user_uuid FROM sessions WHERE id = ANY($1)`
+	var rows []struct {
+		ID   string `db:"id"`
+		User string `db:"user_uuid"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, q, pq.Array(ids)); err != nil {
+		return nil, fmt.Errorf("users of sessions: %w", err)
+	}
+	out := make(map[string]string, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.User
+	}
+	return out, nil
+}
+
+// LatestSession returns the newest session of a user for a concert; ErrNotFound if the user has none.
+func (s *Store) LatestSession(ctx context.Context, concertCode, userUUID string) (Session, error) {
+	const q = `SELECT ` + sessionColumns + ` FROM sessions WHERE concert_code = $1 AND user_uuid = $2 ORDER BY seq DESC LIMIT 1`
+	var sess Session
+	if err := s.db.GetContext(ctx, &sess, q, concertCode, userUUID); err != nil {
+		return Session{}, noRows(err, "session of user "+userUUID+" for "+concertCode)
+	}
+	return sess, nil
+}

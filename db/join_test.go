@@ -1,0 +1,177 @@
+package db_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ticketing/concert/db"
+	"github.com/ticketing/concert/db/dbtest"
+)
+
+// newSession describes a token request of user for the concert code, as the API makes it.
+func newSession(code, user string) db.NewSession {
+	id := uuid.NewString()
+	return db.NewSession{SessionID: id, WorkflowID: "booking-" + code + "-" + id, ConcertCode: code, UserUUID: user,
+		AdmissionWindow: window, HoldWindow: 2 * window, StaleAfter: window}
+}
+
+func TestJoinAdmitsUpToMaxActiveThenQueuesInArrivalOrder(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := newShow(t, store, 2, 10, 1_000)
+	users := newUsers(t, store, 4)
+	var got []db.Session
+	for _, u := range users {
+		sess, created, err := store.Join(t.Context(), newSession(s.code, u))
+		require.NoError(t, err)
+		require.True(t, created)
+		got = append(got, sess)
+	}
+	assert.Equal(t, []string{statusActive, statusActive, statusWaiting, statusWaiting},
+		[]string{got[0].Status, got[1].Status, got[2].Status, got[3].Status})
+	for i := 1; i < len(got); i++ {
+		assert.Less(t, got[i-1].Seq, got[i].Seq, "sequence numbers follow the order of arrival")
+	}
+	require.True(t, got[0].ActiveUntil.Valid)
+	assert.WithinDuration(t, time.Now().Add(window), got[0].ActiveUntil.Time, clockSkew)
+
+	// The admitted ones wait for their workflow to attach; the waiting ones have nothing to be told yet.
+	at, err := store.Attach(t.Context(), got[0].ID)
+	require.NoError(t, err)
+	assert.Equal(t, statusActive, at.Status)
+	assert.Equal(t, 2*window, at.HoldWindow, "the hold window the fan joined with")
+	assert.Nil(t, at.Reservation)
+}
+
+func TestJoinReturnsTheFansLiveSessionInsteadOfASecond(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := newShow(t, store, 1, 10, 1_000)
+	user := newUser(t, store, 0)
+	first, created, err := store.Join(t.Context(), newSession(s.code, user))
+	require.NoError(t, err)
+	require.True(t, created)
+	again, created, err := store.Join(t.Context(), newSession(s.code, user))
+	require.NoError(t, err)
+	assert.False(t, created)
+	assert.Equal(t, first.ID, again.ID)
+}
+
+func TestJoinOfOneFanInParallelCreatesOneSession(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := newShow(t, store, 1, 10, 1_000)
+	user := newUser(t, store, 0)
+	const n = 20
+	ids := make([]string, n)
+	created := make([]bool, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var sess db.Session
+			sess, created[i], errs[i] = store.Join(t.Context(), newSession(s.code, user))
+			ids[i] = sess.ID
+		}()
+	}
+	wg.Wait()
+	creations := 0
+	for i := range n {
+		require.NoError(t, errs[i])
+		assert.Equal(t, ids[0], ids[i], "every request gets the one session")
+		if created[i] {
+			creations++
+		}
+	}
+	assert.Equal(t, 1, creations)
+}
+
+func TestJoinNamesWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := newShow(t, store, 1, 10, 1_000)
+	user := newUser(t, store, 0)
+	_, _, err := store.Join(t.Context(), newSession("NO-SUCH", user))
+	assert.ErrorIs(t, err, db.ErrUnknownConcert)
+	_, _, err = store.Join(t.Context(), newSession(s.code, uuid.NewString()))
+	assert.ErrorIs(t, err, db.ErrUnknownUser)
+	assert.ErrorIs(t, err, db.ErrNotFound)
+}
+
+func TestJoinSoldOutEndsTheSessionAtOnce(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := newShow(t, store, 5, 1, 1_000)
+	exec(t, store, `UPDATE seats SET status = 'SOLD', session_id = 'gone' WHERE concert_code = $1`, s.code)
+	sess, created, err := store.Join(t.Context(), newSession(s.code, newUser(t, store, 0)))
+	require.NoError(t, err)
+	assert.True(t, created)
+	assert.Equal(t, statusSoldOut, sess.Status)
+}
+
+// A live session long past its deadline has no workflow looking after it any more (terminated, or never
+// started): the fan's next token request ends it, frees its seat and opens a new session.
+func TestJoinEndsTheFansStaleSessionAndFreesItsSeat(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := newShow(t, store, 5, 10, 1_000)
+	user := newUser(t, store, 0)
+	old, _, err := store.Join(t.Context(), newSession(s.code, user))
+	require.NoError(t, err)
+	require.Equal(t, statusActive, old.Status)
+	hold(t, store, s, old.ID, 3)
+	exec(t, store, `UPDATE sessions SET held_until = now() - interval '2 minutes' WHERE id = $1`, old.ID)
+	exec(t, store, `UPDATE seats SET held_until = now() - interval '2 minutes' WHERE session_id = $1`, old.ID)
+
+	fresh, created, err := store.Join(t.Context(), newSession(s.code, user))
+	require.NoError(t, err)
+	assert.True(t, created)
+	assert.NotEqual(t, old.ID, fresh.ID)
+	assert.Equal(t, []string{statusExpired}, statuses(t, store, old))
+	assert.Equal(t, seatAvailable, seat(t, store, s, 3).Status)
+}
+
+func TestAttachReturnsTheHeldSeat(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := newShow(t, store, 5, 10, 1_000)
+	sess, _, err := store.Join(t.Context(), newSession(s.code, newUser(t, store, 0)))
+	require.NoError(t, err)
+	r := hold(t, store, s, sess.ID, 4)
+	at, err := store.Attach(t.Context(), sess.ID)
+	require.NoError(t, err)
+	assert.Equal(t, statusHeld, at.Status)
+	require.NotNil(t, at.Reservation)
+	assert.Equal(t, r.ReservationID, at.Reservation.ReservationID)
+	assert.Equal(t, 4, at.Reservation.SeatNumber)
+
+	_, err = store.Attach(t.Context(), uuid.NewString())
+	assert.ErrorIs(t, err, db.ErrNotFound)
+}
+
+func TestWaitingBetweenCountsLaterArrivalsAhead(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := newShow(t, store, 1, 10, 1_000)
+	users := newUsers(t, store, 5)
+	var seqs []int64
+	for _, u := range users {
+		sess, _, err := store.Join(t.Context(), newSession(s.code, u))
+		require.NoError(t, err)
+		seqs = append(seqs, sess.Seq)
+	}
+	// users[0] was admitted; 1..4 wait.
+	n, err := store.WaitingBetween(t.Context(), s.code, seqs[2], seqs[4])
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), n, "sessions 2 and 3 may be newer than the snapshot and wait ahead of 4")
+	n, err = store.WaitingBetween(t.Context(), s.code, seqs[4], seqs[4])
+	require.NoError(t, err)
+	assert.Zero(t, n)
+}
