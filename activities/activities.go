@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/ticketing/concert/booking"
@@ -25,8 +23,43 @@ import (
 // Activities carries the dependencies of the booking activities.
 type Activities struct {
 	Store *db.Store
-	// Temporal signals session workflows when the waiting room admits them.
-	Temporal client.Client
+	// Sessions tells session workflows that the waiting room admitted them (or that the concert sold out).
+	Sessions SessionNotifier
+}
+
+// SessionNotifier delivers the waiting room's notices to session workflows, starting a session's workflow
+// with its notice when it has none yet. A session whose workflow has ended is not an error.
+// workflows.Door implements it.
+type SessionNotifier interface {
+	NotifySession(ctx context.Context, sessionID, workflowID, concertCode, userUUID string, notice booking.AdmissionNotice) error
+}
+
+// Attachment is a session as its workflow finds it when it starts.
+type Attachment struct {
+	Status      booking.Status
+	ActiveUntil time.Time
+	HoldWindow  time.Duration
+	Reservation *Reservation `json:",omitempty"`
+}
+
+// Attach reads the session a workflow was started for and marks it notified of its status (see
+// db.Store.Attach). A session that does not exist cannot be run: that is not retried.
+func (a *Activities) Attach(ctx context.Context, sessionID string) (Attachment, error) {
+	at, err := a.Store.Attach(ctx, sessionID)
+	if errors.Is(err, db.ErrNotFound) {
+		return Attachment{}, business(booking.ErrInvalidRequest, "the session does not exist", err)
+	}
+	if err != nil {
+		return Attachment{}, classify(err)
+	}
+	out := Attachment{Status: booking.Status(at.Status), ActiveUntil: at.ActiveUntil.Time, HoldWindow: at.HoldWindow}
+	if r := at.Reservation; r != nil {
+		out.Reservation = &Reservation{
+			ReservationID: r.ReservationID, ConcertCode: r.ConcertCode, ConcertDate: r.Date,
+			SeatNumber: r.SeatNumber, Price: r.Price, HeldUntil: r.HeldUntil,
+		}
+	}
+	return out, nil
 }
 
 // JoinInput puts a session in its concert's waiting room.
@@ -149,9 +182,11 @@ type AdmitInput struct {
 
 // Admission is one session to tell of its admission or sold-out end.
 type Admission struct {
-	SessionID  string
-	WorkflowID string
-	Notice     booking.AdmissionNotice
+	SessionID   string
+	WorkflowID  string
+	ConcertCode string `json:",omitempty"`
+	UserUUID    string `json:",omitempty"`
+	Notice      booking.AdmissionNotice
 }
 
 // AdmitResult reports one step of the waiting room.
@@ -177,7 +212,7 @@ func (a *Activities) AdmitNext(ctx context.Context, in AdmitInput) (AdmitResult,
 	}
 	for _, n := range r.Notify {
 		out.Notify = append(out.Notify, Admission{
-			SessionID: n.SessionID, WorkflowID: n.WorkflowID,
+			SessionID: n.SessionID, WorkflowID: n.WorkflowID, ConcertCode: n.ConcertCode, UserUUID: n.UserUUID,
 			Notice: booking.AdmissionNotice{Status: booking.Status(n.Status), ActiveUntil: n.ActiveUntil.Time},
 		})
 	}
@@ -187,9 +222,9 @@ func (a *Activities) AdmitNext(ctx context.Context, in AdmitInput) (AdmitResult,
 // notifyParallelism bounds the signals one NotifyAdmissions sends at once.
 const notifyParallelism = 16
 
-// NotifyAdmissions signals each session workflow that it was admitted (or sold out), then records that it
-// was told. A workflow that has ended meanwhile needs no signal. Retrying it signals again; the session
-// workflow ignores a repeated admission.
+// NotifyAdmissions signals each session workflow that it was admitted (or sold out), starting the workflows
+// of sessions that have none yet, then records that they were told. A workflow that has ended meanwhile
+// needs no signal. Retrying it signals again; the session workflow ignores a repeated admission.
 func (a *Activities) NotifyAdmissions(ctx context.Context, admissions []Admission) error {
 	var (
 		wg   sync.WaitGroup
@@ -202,9 +237,8 @@ func (a *Activities) NotifyAdmissions(ctx context.Context, admissions []Admissio
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			err := a.Temporal.SignalWorkflow(ctx, adm.WorkflowID, adm.SessionID, booking.SignalAdmission, adm.Notice)
-			var notFound *serviceerror.NotFound
-			if err != nil && !errors.As(err, &notFound) {
+			err := a.Sessions.NotifySession(ctx, adm.SessionID, adm.WorkflowID, adm.ConcertCode, adm.UserUUID, adm.Notice)
+			if err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("signal %s: %w", adm.WorkflowID, err))
 				mu.Unlock()

@@ -101,6 +101,7 @@ func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
 // bookingView is one session as support staff see it.
 type bookingView struct {
 	BookingID   string     `json:"bookingId"`
+	SessionID   string     `json:"sessionId"`
 	RunID       string     `json:"runId"`
 	ConcertCode string     `json:"concertCode"`
 	UUID        string     `json:"UUID"`
@@ -182,9 +183,23 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := make([]bookingView, 0, len(resp.Executions))
+	var sessionIDs []string
 	for _, ex := range resp.Executions {
-		out = append(out, toBookingView(ex.GetExecution().GetWorkflowId(), ex.GetExecution().GetRunId(),
-			ex.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, ex.GetSearchAttributes(), now, h.cfg.StuckGrace))
+		v := toBookingView(ex.GetExecution().GetWorkflowId(), ex.GetExecution().GetRunId(),
+			ex.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, ex.GetSearchAttributes(), now, h.cfg.StuckGrace)
+		out = append(out, v)
+		sessionIDs = append(sessionIDs, v.SessionID)
+	}
+	// Visibility holds no personal data: the users come from the store of record.
+	users, err := h.store.SessionUsers(ctx, sessionIDs)
+	if err != nil {
+		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
+		return
+	}
+	for i := range out {
+		if u, ok := users[out[i].SessionID]; ok {
+			out[i].UUID = u
+		}
 	}
 	body := map[string]any{"bookings": out, "stuckGraceSeconds": h.cfg.StuckGrace.Seconds()}
 	if len(resp.NextPageToken) > 0 {
@@ -193,12 +208,15 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-// toBookingView reads a session's search attributes. The user's UUID is the tail of the workflow ID; it is
-// not a search attribute, so no personal data sits in visibility.
+// toBookingView reads a session's search attributes. Its session ID is the tail of the workflow ID (for
+// sessions from before service-chosen IDs, the run ID, and the tail is the user's UUID).
 func toBookingView(workflowID, runID string, running bool, sa *commonpb.SearchAttributes, now time.Time, grace time.Duration) bookingView {
-	v := bookingView{BookingID: workflowID, RunID: runID, Running: running}
+	v := bookingView{BookingID: workflowID, RunID: runID, Running: running, SessionID: runID}
 	if len(workflowID) > 36 {
 		v.UUID = workflowID[len(workflowID)-36:]
+	}
+	if id, ok := workflows.SessionIDFromWorkflowID(workflowID); ok {
+		v.SessionID = id
 	}
 	dc := converter.GetDefaultDataConverter()
 	fields := sa.GetIndexedFields()
@@ -268,23 +286,40 @@ func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	who := actor(r, b)
-	desc, err := h.temporal.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		var notFound *serviceerror.NotFound
-		if errors.As(err, &notFound) {
-			writeProblem(w, r, problem(http.StatusNotFound, "booking-not-found", "no booking has ID "+id))
+	// A booking ID ends with its session's ID; a session whose workflow has not started yet (it waits, and
+	// its workflow starts with its admission) is still a booking support can cancel.
+	sessionID, known := "", false
+	if sid, ok := workflows.SessionIDFromWorkflowID(id); ok {
+		if s, err := h.store.GetSession(ctx, sid); err == nil && s.WorkflowID == id {
+			sessionID, known = sid, true
+		} else if err != nil && !errors.Is(err, db.ErrNotFound) {
+			writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
 			return
 		}
+	}
+	runID, running := "", false
+	desc, err := h.temporal.DescribeWorkflowExecution(ctx, id, "")
+	var notFound *serviceerror.NotFound
+	switch {
+	case err == nil:
+		info := desc.GetWorkflowExecutionInfo()
+		runID = info.GetExecution().GetRunId()
+		running = info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	case errors.As(err, &notFound) && known:
+	case errors.As(err, &notFound):
+		writeProblem(w, r, problem(http.StatusNotFound, "booking-not-found", "no booking has ID "+id))
+		return
+	default:
 		writeProblem(w, r, h.workflowProblem(ctx, err))
 		return
 	}
-	info := desc.GetWorkflowExecutionInfo()
-	runID := info.GetExecution().GetRunId()
-	running := info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	if !known {
+		sessionID = runID // a session from before service-chosen IDs: its ID is its run ID
+	}
 
-	outcome, status, p := h.cancelSession(ctx, id, runID, running)
-	h.readSessions.forget(runID)
-	audit := db.AuditEntry{Action: "cancel", Target: id, SessionID: &runID, Actor: who, Reason: reason, Outcome: outcome}
+	outcome, status, p := h.cancelSession(ctx, id, sessionID, runID, running)
+	h.readSessions.forget(sessionID)
+	audit := db.AuditEntry{Action: "cancel", Target: id, SessionID: &sessionID, Actor: who, Reason: reason, Outcome: outcome}
 	if _, err := h.store.RecordAudit(ctx, audit); err != nil {
 		logFrom(ctx, h.log).Error("Could not audit a cancellation", "bookingId", id, "error", err)
 		if p == nil {
@@ -300,13 +335,13 @@ func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
 	if outcome == outcomePending {
 		code = http.StatusAccepted // the workers are behind; the cancellation stands and completes when they catch up
 	}
-	writeJSON(w, code, map[string]any{"bookingId": id, "runId": runID, "status": status, "outcome": outcome})
+	writeJSON(w, code, map[string]any{"bookingId": id, "sessionId": sessionID, "runId": runID, "status": status, "outcome": outcome})
 }
 
 // cancelSession does the cancellation and says what came of it: the outcome for the audit, the session's
 // status, or the problem to answer with.
-func (h *Handler) cancelSession(ctx context.Context, workflowID, runID string, running bool) (string, string, *Problem) {
-	s, err := h.store.GetSession(ctx, runID)
+func (h *Handler) cancelSession(ctx context.Context, workflowID, sessionID, runID string, running bool) (string, string, *Problem) {
+	s, err := h.store.GetSession(ctx, sessionID)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return "failed", "", h.storeProblem(ctx, err, "", "")
 	}
@@ -316,9 +351,9 @@ func (h *Handler) cancelSession(ctx context.Context, workflowID, runID string, r
 	case err == nil && booking.Status(s.Status).Terminal():
 		return "already ended", s.Status, nil
 	case !running:
-		// The workflow is gone (terminated) but the database still calls the session live: release it here,
-		// since no compensation will ever run.
-		if err := h.store.Release(ctx, runID, string(booking.StatusCancelled)); err != nil {
+		// The workflow is gone (terminated), or never started, but the database still calls the session live:
+		// release it here, since no compensation will run.
+		if err := h.store.Release(ctx, sessionID, string(booking.StatusCancelled)); err != nil {
 			return "failed", "", h.storeProblem(ctx, err, "", "")
 		}
 		return "released without workflow", string(booking.StatusCancelled), nil
@@ -333,7 +368,7 @@ func (h *Handler) cancelSession(ctx context.Context, workflowID, runID string, r
 	wctx, cancel := context.WithTimeout(ctx, cancelWait)
 	defer cancel()
 	_ = h.temporal.GetWorkflow(wctx, workflowID, runID).Get(wctx, nil)
-	s, err = h.store.GetSession(ctx, runID)
+	s, err = h.store.GetSession(ctx, sessionID)
 	switch {
 	case err != nil && errors.Is(err, db.ErrNotFound):
 		return "cancelled", string(booking.StatusCancelled), nil

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/ticketing/concert/db"
+	"github.com/ticketing/concert/workflows"
 )
 
 // Config holds what the handlers need besides their dependencies.
@@ -45,12 +46,21 @@ type Config struct {
 	UserRateLimit, AddressRateLimit RateLimit
 	// Logger receives request logs; nil means slog.Default().
 	Logger *slog.Logger
+	// StartParallel bounds how many session workflows this process starts at once in the background
+	// (default 8); StartQueue bounds how many admitted sessions wait for a start (default 10,000), and
+	// StartWaitingQueue how many waiting ones (default 1,000; negative: none, so a waiting session's
+	// workflow starts with its admission). StartWaitingRate paces the starts of waiting sessions (default
+	// 50 a second). A session whose start is dropped is started later; see starter.
+	StartParallel, StartQueue, StartWaitingQueue int
+	StartWaitingRate                             float64
 }
 
 // Handler serves the booking API.
 type Handler struct {
 	store     *db.Store
 	temporal  client.Client
+	door      *workflows.Door
+	starter   *starter
 	tokens    *Tokens
 	cfg       Config
 	log       *slog.Logger
@@ -89,8 +99,22 @@ func New(store *db.Store, tc client.Client, cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{store: store, temporal: tc, tokens: tokens, cfg: cfg, log: cfg.Logger,
-		byUser: newLimiter(cfg.UserRateLimit), byAddress: newLimiter(cfg.AddressRateLimit),
+	if cfg.StartParallel <= 0 {
+		cfg.StartParallel = 8
+	}
+	if cfg.StartQueue <= 0 {
+		cfg.StartQueue = 10_000
+	}
+	if cfg.StartWaitingQueue == 0 {
+		cfg.StartWaitingQueue = 1_000
+	}
+	if cfg.StartWaitingRate <= 0 {
+		cfg.StartWaitingRate = 50
+	}
+	door := workflows.NewDoor(tc, workflows.AdmissionInput{AdmissionWindow: cfg.AdmissionWindow, Tick: cfg.AdmissionTick})
+	h := &Handler{store: store, temporal: tc, tokens: tokens, cfg: cfg, log: cfg.Logger, door: door,
+		starter: newStarter(door.StartSession, cfg.Logger, cfg.StartParallel, cfg.StartQueue, cfg.StartWaitingQueue, cfg.StartWaitingRate),
+		byUser:  newLimiter(cfg.UserRateLimit), byAddress: newLimiter(cfg.AddressRateLimit),
 		queues: newTTLCache[db.QueueSnapshot](ReadCacheTTL), readSessions: newTTLCache[db.Session](ReadCacheTTL),
 		seatMaps: newTTLCache[encodedBody](ReadCacheTTL), dateLists: newTTLCache[encodedBody](ReadCacheTTL)}
 	return h.routes(), nil

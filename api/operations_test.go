@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/ticketing/concert/internal/teststack"
-	"github.com/ticketing/concert/workflows"
 )
 
 func listBookings(t *testing.T, s *teststack.Stack, query string) []map[string]any {
@@ -52,7 +51,7 @@ func TestSearchAttributesFindSessionsByConcertAndStatus(t *testing.T) {
 	require.Equal(t, "WAITING", s.Token("OPS", waiting).Str("status"))
 	s.Token("ELSE", elsewhere)
 
-	id := func(user string) string { return workflows.SessionWorkflowID("OPS", user) }
+	id := func(user string) string { return s.BookingID("OPS", user) }
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		assert.Equal(c, []string{id(held)}, bookingIDs(listBookings(t, s, "concertCode=OPS&status=HELD")))
 		assert.Equal(c, []string{id(active)}, bookingIDs(listBookings(t, s, "concertCode=OPS&status=ACTIVE")))
@@ -138,7 +137,7 @@ func TestSupportCancelReleasesTheSeatOnce(t *testing.T) {
 	w := s.Token("HELP", watcher)
 	assertSeat(t, s, "HELP", w.Str("token"), eve, 2, "HELD")
 
-	id := workflows.SessionWorkflowID("HELP", stuck)
+	id := s.BookingID("HELP", stuck)
 	cancel := func(bookingID string) teststack.Response {
 		req := map[string]any{"reason": "customer called: payment page froze", "actor": "agent-7"}
 		return s.Do(http.MethodPost, "/api/v1/admin/bookings/"+bookingID+"/cancel", teststack.AdminToken, req)
@@ -166,7 +165,7 @@ func TestSupportCancelReleasesTheSeatOnce(t *testing.T) {
 	b := s.Token("HELP", buyer)
 	require.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/HELP", b.Str("token"), reserveBody(buyer, eve, 2)).Status)
 	require.Equal(t, http.StatusCreated, s.Do(http.MethodPost, "/api/v1/payments", b.Str("token"), map[string]any{"UUID": buyer}).Status)
-	r = cancel(workflows.SessionWorkflowID("HELP", buyer))
+	r = cancel(s.BookingID("HELP", buyer))
 	assert.Equal(t, http.StatusConflict, r.Status)
 	assert.Equal(t, "/problems/booking-paid", r.ProblemType())
 	assertSeat(t, s, "HELP", w.Str("token"), eve, 2, "SOLD")
@@ -191,7 +190,7 @@ func TestStuckSessionsAreListed(t *testing.T) {
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		stuck := listBookings(t, s, "concertCode=STUCK&stuckOnly=true")
 		if assert.Len(c, stuck, 1) {
-			assert.Equal(c, workflows.SessionWorkflowID("STUCK", u), stuck[0]["bookingId"])
+			assert.Equal(c, s.BookingID("STUCK", u), stuck[0]["bookingId"])
 			assert.Equal(c, true, stuck[0]["stuck"])
 		}
 	}, 30*time.Second, 250*time.Millisecond)

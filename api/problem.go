@@ -6,10 +6,10 @@ import (
 	"errors"
 	"net/http"
 
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/ticketing/concert/booking"
+	"github.com/ticketing/concert/workflows"
 )
 
 // ProblemTypeBase prefixes every problem type; a type is ProblemTypeBase + a slug like "seat-taken". The
@@ -112,8 +112,7 @@ func (h *Handler) workflowProblem(ctx context.Context, err error) *Problem {
 			return p
 		}
 	}
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
+	if workflows.SessionGone(err) {
 		return problem(http.StatusGone, "session-ended", "the booking session has ended")
 	}
 	logFrom(ctx, h.log).Error("Workflow request failed", "error", err)

@@ -8,9 +8,6 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/ticketing/concert/activities"
 	"github.com/ticketing/concert/booking"
@@ -35,12 +32,10 @@ type tokenStatusResponse struct {
 	HeldUntil            *time.Time `json:"heldUntil"`
 }
 
-// closingRetries bounds how often a token request waits for a user's previous session of the same concert
-// to finish closing before it starts a new one.
-const closingRetries = 20
-
-// issueToken starts the user's booking session for the concert, or returns the open one, with
-// Update-with-Start: the join update answers synchronously while the workflow goes on waiting.
+// issueToken takes the fan's place in the concert's waiting room: one PostgreSQL transaction decides it
+// (the fan's open session if there is one, else a new session admitted at once, waiting, or sold out), and
+// the answer goes out right after the commit, with the fan's position. Nothing here waits for Temporal: the
+// session's workflow is started in the background (see starter).
 func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if p := h.limitAddress(r); p != nil {
@@ -62,93 +57,80 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 		writeLimited(w, r, p)
 		return
 	}
-	if p := h.concertExists(ctx, code); p != nil {
-		writeProblem(w, r, p)
+	if !booking.ValidConcertCode(code) {
+		writeProblem(w, r, problem(http.StatusNotFound, "concert-not-found", "no concert has code "+code))
 		return
 	}
-	if _, err := h.store.GetUser(ctx, userID); err != nil {
-		writeProblem(w, r, h.storeProblem(ctx, err, "user-not-found", "no user has UUID "+userID))
+	id := workflows.NewSessionID()
+	sess, created, err := h.store.Join(ctx, db.NewSession{
+		SessionID: id, WorkflowID: workflows.SessionWorkflowID(code, id), ConcertCode: code, UserUUID: userID,
+		AdmissionWindow: h.cfg.AdmissionWindow, HoldWindow: h.cfg.HoldWindow, StaleAfter: h.cfg.StuckGrace,
+	})
+	switch {
+	case errors.Is(err, db.ErrUnknownConcert):
+		writeProblem(w, r, problem(http.StatusNotFound, "concert-not-found", "no concert has code "+code))
+		return
+	case errors.Is(err, db.ErrUnknownUser):
+		writeProblem(w, r, problem(http.StatusNotFound, "user-not-found", "no user has UUID "+userID))
+		return
+	case err != nil:
+		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
 		return
 	}
-
-	var joined workflows.JoinResponse
-	for attempt := 0; ; attempt++ {
-		err := h.joinSession(ctx, code, userID, &joined)
-		if err == nil {
-			break
-		}
-		var appErr *temporal.ApplicationError
-		ending := errors.As(err, &appErr) && appErr.Type() == string(booking.ErrSessionEnded)
-		if !ending || attempt == closingRetries {
-			writeProblem(w, r, h.workflowProblem(ctx, err))
-			return
-		}
-		// The user's previous session has ended and its workflow is closing; a new one can start in a moment.
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
-		}
+	status := booking.Status(sess.Status)
+	if created && (status == booking.StatusActive || status == booking.StatusWaiting) {
+		h.starter.enqueue(sessionRef(sess), status == booking.StatusActive)
 	}
-	view, err := h.view(ctx, joined.SessionID, false)
+	view, err := h.place(ctx, sess)
 	if err != nil {
 		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
 		return
 	}
-	if view.Status == string(booking.StatusWaiting) && view.Position == 1 {
-		// The queue was empty: make sure the waiting room is awake to admit this session.
-		if err := h.wakeAdmission(ctx, code); err != nil {
-			logFrom(ctx, h.log).Warn("Could not wake the waiting room", "concertCode", code, "error", err)
-		}
+	if created && status == booking.StatusWaiting && view.Position == 1 {
+		// The queue was empty: make sure the waiting room is awake to admit this session. The answer does not
+		// wait for the signal.
+		h.wakeAdmissionAsync(ctx, code)
 	}
-	status := http.StatusOK
-	if joined.Created {
-		status = http.StatusCreated
+	code201 := http.StatusOK
+	if created {
+		code201 = http.StatusCreated
 	}
-	writeJSON(w, status, tokenResponse{
-		Token: h.tokens.Sign(joined.SessionID), Status: view.Status, Position: view.Position,
+	writeJSON(w, code201, tokenResponse{
+		Token: h.tokens.Sign(sess.ID), Status: view.Status, Position: view.Position,
 		EstimatedWaitSeconds: seconds(view.EstimatedWait),
 	})
 }
 
-// joinSession sends the join update to the user's session workflow, starting the workflow if none is open.
-func (h *Handler) joinSession(ctx context.Context, code, userID string, out *workflows.JoinResponse) error {
-	start := h.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       workflows.SessionWorkflowID(code, userID),
-		TaskQueue:                workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes:    workflows.StartSearchAttributes(code, time.Now()),
-		StaticSummary:            "Booking session of one user for concert " + code,
-	}, workflows.BookingSession, workflows.SessionInput{
-		ConcertCode: code, UserUUID: userID, HoldWindow: h.cfg.HoldWindow, AdmissionWindow: h.cfg.AdmissionWindow,
-	})
-	handle, err := h.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.UpdateJoin,
-			Args:         []any{workflows.JoinRequest{UserUUID: userID}},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
-	if err != nil {
-		return err
+// sessionRef names a session's workflow for the door to Temporal.
+func sessionRef(s db.Session) workflows.SessionRef {
+	ref := workflows.SessionRef{ID: s.ID, WorkflowID: s.WorkflowID, ConcertCode: s.ConcertCode, UserUUID: s.UserUUID,
+		Status: booking.Status(s.Status)}
+	switch booking.Status(s.Status) {
+	case booking.StatusActive:
+		ref.Deadline = s.ActiveUntil.Time
+	case booking.StatusHeld:
+		ref.Deadline = s.HeldUntil.Time
 	}
-	return handle.Get(ctx, out)
+	return ref
+}
+
+// wakeTimeout bounds a wake signal sent after the request that caused it has been answered.
+const wakeTimeout = 10 * time.Second
+
+// wakeAdmissionAsync wakes the concert's waiting room without holding up the request.
+func (h *Handler) wakeAdmissionAsync(ctx context.Context, code string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wakeTimeout)
+	go func() {
+		defer cancel()
+		if err := h.door.WakeAdmission(ctx, code); err != nil {
+			logFrom(ctx, h.log).Warn("Could not wake the waiting room", "concertCode", code, "error", err)
+		}
+	}()
 }
 
 // wakeAdmission signals the concert's admission workflow, starting it if it is not running.
 func (h *Handler) wakeAdmission(ctx context.Context, code string) error {
-	_, err := h.temporal.SignalWithStartWorkflow(ctx, workflows.AdmissionWorkflowID(code), workflows.SignalWake, nil,
-		client.StartWorkflowOptions{
-			ID:                    workflows.AdmissionWorkflowID(code),
-			TaskQueue:             workflows.TaskQueue,
-			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		},
-		workflows.Admission, workflows.AdmissionInput{
-			ConcertCode: code, AdmissionWindow: h.cfg.AdmissionWindow, Tick: h.cfg.AdmissionTick,
-		})
-	return err
+	return h.door.WakeAdmission(ctx, code)
 }
 
 // tokenStatus answers a waiting client's poll from the database, without asking Temporal.
@@ -205,10 +187,12 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, invalid("seatNumber must be a positive integer"))
 			return
 		}
-		var out activities.Reservation
-		if err := h.update(r.Context(), s.Session, workflows.UpdateReserve, updateID, workflows.ReserveRequest{
+		h.readSessions.forget(s.ID) // the hold changes the session: its next read sees it
+		out, err := h.door.Reserve(r.Context(), sessionRef(s.Session), updateID, workflows.ReserveRequest{
 			UserUUID: s.UserUUID, ConcertDate: date, SeatNumber: int(seat),
-		}, &out); err != nil {
+		})
+		h.readSessions.forget(s.ID)
+		if err != nil {
 			writeProblem(w, r, h.workflowProblem(r.Context(), err))
 			return
 		}
@@ -249,8 +233,9 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, p)
 			return
 		}
-		var out activities.Payment
-		if err := h.update(r.Context(), s.Session, workflows.UpdatePay, updateID, workflows.PayRequest{UserUUID: s.UserUUID}, &out); err != nil {
+		out, err := h.door.Pay(r.Context(), sessionRef(s.Session), updateID, workflows.PayRequest{UserUUID: s.UserUUID})
+		h.readSessions.forget(s.ID)
+		if err != nil {
 			p := h.workflowProblem(r.Context(), err)
 			if p.Status >= 500 {
 				// The update failed without a business answer, but the payment may have gone through (a timer
@@ -288,20 +273,6 @@ func (h *Handler) replayPayment(w http.ResponseWriter, r *http.Request, s db.Ses
 		PaymentID: pay.PaymentID, ReservationID: pay.ReservationID, ConcertDate: booking.FormatDate(pay.Date),
 		SeatNumber: pay.SeatNumber, Amount: pay.Amount, Balance: pay.Balance,
 	})
-}
-
-// update sends a Workflow Update to the session's run and waits for its result. A non-empty updateID makes a
-// repeated update return the first one's outcome.
-func (h *Handler) update(ctx context.Context, s db.Session, name, updateID string, arg, out any) error {
-	defer h.readSessions.forget(s.ID) // the update may change the session: its next read sees it
-	handle, err := h.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: s.WorkflowID, RunID: s.ID, UpdateName: name, UpdateID: updateID, Args: []any{arg},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return err
-	}
-	return handle.Get(ctx, out)
 }
 
 // sessionCheck says which sessions a request accepts.
@@ -426,6 +397,14 @@ func (h *Handler) view(ctx context.Context, id string, reads bool) (db.SessionVi
 	if err != nil {
 		return db.SessionView{}, err
 	}
+	return h.place(ctx, s)
+}
+
+// place adds a session's place in the waiting room: the position counted from the concert's queue snapshot
+// (at most ReadCacheTTL old, a binary search however long the queue), plus the sessions the snapshot may not
+// have seen that wait ahead of this one (an index range: ReadCacheTTL of arrivals and the joins that were
+// committing when the snapshot was taken), so even a token issued in a stampede learns its place in line.
+func (h *Handler) place(ctx context.Context, s db.Session) (db.SessionView, error) {
 	v := db.SessionView{Session: s}
 	if booking.Status(s.Status) != booking.StatusWaiting {
 		return v, nil
@@ -436,7 +415,11 @@ func (h *Handler) view(ctx context.Context, id string, reads bool) (db.SessionVi
 	if err != nil {
 		return db.SessionView{}, err
 	}
-	v.Position = q.Position(s.Seq)
+	later, err := h.store.WaitingBetween(ctx, s.ConcertCode, q.Fresh(), s.Seq)
+	if err != nil {
+		return db.SessionView{}, err
+	}
+	v.Position = q.PositionWith(s.Seq, later)
 	v.EstimatedWait = q.EstimatedWait(v.Position, h.cfg.AdmissionWindow)
 	return v, nil
 }

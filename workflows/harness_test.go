@@ -82,6 +82,10 @@ func (h *harness) forbidOthers() {
 		func(_ context.Context, in activities.JoinInput) (activities.JoinResult, error) {
 			return activities.JoinResult{}, unexpected("JoinQueue", in)
 		})
+	h.env.OnActivity(acts.Attach, mock.Anything, mock.Anything).Maybe().Return(
+		func(_ context.Context, in string) (activities.Attachment, error) {
+			return activities.Attachment{}, unexpected("Attach", in)
+		})
 	h.env.OnActivity(acts.HoldSeat, mock.Anything, mock.Anything).Maybe().Return(
 		func(_ context.Context, in activities.HoldInput) (activities.Reservation, error) {
 			return activities.Reservation{}, unexpected("HoldSeat", in)

@@ -17,7 +17,8 @@ const TaskQueue = "concert-booking"
 
 // Names of the messages the workflows handle. Each is declared once and used by sender and handler.
 const (
-	// UpdateJoin returns the session to the user asking for a token; the API sends it with Update-with-Start.
+	// UpdateJoin returned the session to the user asking for a token, when tokens were Update-with-Start
+	// calls; sessions started since then never receive it, but its handler stays for the ones that did.
 	UpdateJoin = "join"
 	// UpdateReserve holds a seat for the session.
 	UpdateReserve = "reserve"
@@ -29,23 +30,19 @@ const (
 	SignalWake = "wake"
 )
 
-// SessionWorkflowID is the workflow ID of a user's booking session for a concert: "booking-<concertCode>-
-// <userUUID>". A user has at most one open session per concert; a new one may start after the last ended.
-// Support staff use this ID as the bookingId.
-func SessionWorkflowID(concertCode, userUUID string) string {
-	return "booking-" + concertCode + "-" + userUUID
-}
-
 // AdmissionWorkflowID is the workflow ID of a concert's waiting room: "admission-<concertCode>".
 func AdmissionWorkflowID(concertCode string) string { return "admission-" + concertCode }
 
-// SessionInput starts a booking session. The windows travel in the input so a run keeps the settings it was
-// started with, whatever the configuration says later.
+// SessionInput starts a booking session. A session whose token PostgreSQL issued has SessionID, and its
+// workflow reads everything else it needs (status, windows) from the session's row when it attaches. Sessions
+// started before that (SessionID empty) carried their windows here and were placed in the queue by their
+// workflow; they keep doing so until the last of them has ended.
 type SessionInput struct {
+	SessionID       string `json:",omitempty"`
 	ConcertCode     string
 	UserUUID        string
-	HoldWindow      time.Duration
-	AdmissionWindow time.Duration
+	HoldWindow      time.Duration `json:",omitempty"`
+	AdmissionWindow time.Duration `json:",omitempty"`
 }
 
 // SessionResult is how a session ended.

@@ -43,18 +43,26 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 	}
 }
 
-// StartSearchAttributes are the attributes a session starts with, set by the API at start so the session
-// is findable from its first moment.
-func StartSearchAttributes(concertCode string, now time.Time) temporal.SearchAttributes {
-	return temporal.NewSearchAttributes(
+// StartSearchAttributes are the attributes a session starts with, so it is findable with the right status
+// from its first moment: its concert, the status it is started in, since when, and its deadline if it has one.
+func StartSearchAttributes(concertCode string, status booking.Status, now, deadline time.Time) temporal.SearchAttributes {
+	updates := []temporal.SearchAttributeUpdate{
 		ConcertCodeKey.ValueSet(concertCode),
-		BookingStatusKey.ValueSet(string(booking.StatusWaiting)),
+		BookingStatusKey.ValueSet(string(status)),
 		BookingStatusSinceKey.ValueSet(now),
-	)
+	}
+	if !deadline.IsZero() {
+		updates = append(updates, BookingDeadlineKey.ValueSet(deadline))
+	}
+	return temporal.NewSearchAttributes(updates...)
 }
 
 // publish keeps the session's search attributes and its UI summary in step with its state.
 func (s *session) publish(ctx workflow.Context) {
+	if s.lean {
+		s.publishChanges(ctx)
+		return
+	}
 	updates := []temporal.SearchAttributeUpdate{
 		ConcertCodeKey.ValueSet(s.in.ConcertCode),
 		BookingStatusKey.ValueSet(string(s.status)),
@@ -71,6 +79,51 @@ func (s *session) publish(ctx workflow.Context) {
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		s.logger.Warn("Could not update search attributes", "Error", err)
+	}
+	workflow.SetCurrentDetails(ctx, s.summary())
+}
+
+// publishChanges upserts only the search attributes whose value differs from what the session shows now
+// (one visibility write per status change, none when nothing changed), and clears the seat once the session
+// gave it up without paying.
+func (s *session) publishChanges(ctx workflow.Context) {
+	cur := workflow.GetTypedSearchAttributes(ctx)
+	var updates []temporal.SearchAttributeUpdate
+	if v, ok := cur.GetKeyword(ConcertCodeKey); !ok || v != s.in.ConcertCode {
+		updates = append(updates, ConcertCodeKey.ValueSet(s.in.ConcertCode))
+	}
+	if v, ok := cur.GetKeyword(BookingStatusKey); !ok || v != string(s.status) {
+		updates = append(updates, BookingStatusKey.ValueSet(string(s.status)), BookingStatusSinceKey.ValueSet(workflow.Now(ctx)))
+	}
+	setTime := func(key temporal.SearchAttributeKeyTime, want time.Time) {
+		v, ok := cur.GetTime(key)
+		switch {
+		case want.IsZero() && ok:
+			updates = append(updates, key.ValueUnset())
+		case !want.IsZero() && (!ok || !v.Equal(want)):
+			updates = append(updates, key.ValueSet(want))
+		}
+	}
+	setTime(BookingDeadlineKey, s.deadline())
+	seat := s.reservation
+	if s.status == booking.StatusExpired || s.status == booking.StatusCancelled || s.status == booking.StatusSoldOut {
+		seat = nil // given up: a filter on the seat finds only its holder or buyer
+	}
+	var date time.Time
+	if seat != nil {
+		date = seat.ConcertDate
+	}
+	setTime(ConcertDateKey, date)
+	switch v, ok := cur.GetInt64(SeatNumberKey); {
+	case seat == nil && ok:
+		updates = append(updates, SeatNumberKey.ValueUnset())
+	case seat != nil && (!ok || v != int64(seat.SeatNumber)):
+		updates = append(updates, SeatNumberKey.ValueSet(int64(seat.SeatNumber)))
+	}
+	if len(updates) > 0 {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+			s.logger.Warn("Could not update search attributes", "Error", err)
+		}
 	}
 	workflow.SetCurrentDetails(ctx, s.summary())
 }

@@ -37,6 +37,12 @@ type session struct {
 	wfID   string
 	logger log.Logger
 
+	// lean is set for sessions whose token PostgreSQL issued (SessionInput.SessionID): the workflow attaches
+	// to the session's row instead of joining the queue itself, and writes only the search attributes that
+	// change. Sessions started before keep the old path, so their histories replay.
+	lean       bool
+	holdWindow time.Duration
+
 	status      booking.Status
 	joined      bool
 	joins       int
@@ -56,16 +62,20 @@ func newSession(ctx workflow.Context, in SessionInput) (*session, error) {
 		return nil, temporal.NewNonRetryableApplicationError("invalid concert code", string(booking.ErrInvalidRequest), nil)
 	case in.UserUUID == "":
 		return nil, temporal.NewNonRetryableApplicationError("missing user", string(booking.ErrInvalidRequest), nil)
-	case in.HoldWindow <= 0 || in.AdmissionWindow <= 0:
+	case in.SessionID == "" && (in.HoldWindow <= 0 || in.AdmissionWindow <= 0):
 		return nil, temporal.NewNonRetryableApplicationError("hold and admission windows must be positive", string(booking.ErrInvalidRequest), nil)
 	}
 	info := workflow.GetInfo(ctx)
 	s := &session{
-		in:     in,
-		id:     info.WorkflowExecution.RunID,
-		wfID:   info.WorkflowExecution.ID,
-		logger: log.With(workflow.GetLogger(ctx), "ConcertCode", in.ConcertCode),
-		status: booking.StatusWaiting,
+		in:         in,
+		id:         info.WorkflowExecution.RunID,
+		wfID:       info.WorkflowExecution.ID,
+		logger:     log.With(workflow.GetLogger(ctx), "ConcertCode", in.ConcertCode),
+		status:     booking.StatusWaiting,
+		holdWindow: in.HoldWindow,
+	}
+	if in.SessionID != "" {
+		s.id, s.lean = in.SessionID, true
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, s.view); err != nil {
 		return nil, err
@@ -114,21 +124,12 @@ func (s *session) run(ctx workflow.Context) (res SessionResult, err error) {
 		res = s.result()
 	}()
 
-	var joined activities.JoinResult
-	if err := workflow.ExecuteLocalActivity(durableDB(ctx), acts.JoinQueue, activities.JoinInput{
-		SessionID: s.id, WorkflowID: s.wfID, ConcertCode: s.in.ConcertCode, UserUUID: s.in.UserUUID,
-		AdmissionWindow: s.in.AdmissionWindow,
-	}).Get(ctx, &joined); err != nil {
-		return SessionResult{}, fmt.Errorf("join the waiting room: %w", err)
-	}
-	s.joined = true
-	switch joined.Status {
-	case booking.StatusActive:
-		s.admit(ctx, joined.ActiveUntil)
-	case booking.StatusSoldOut:
-		s.setStatus(ctx, booking.StatusSoldOut)
-	default:
-		s.publish(ctx)
+	if s.lean {
+		if err := s.attach(ctx); err != nil {
+			return SessionResult{}, err
+		}
+	} else if err := s.joinQueue(ctx); err != nil {
+		return SessionResult{}, err
 	}
 
 	for !s.status.Terminal() {
@@ -153,6 +154,58 @@ func (s *session) run(ctx workflow.Context) (res SessionResult, err error) {
 	}
 	s.logger.Info("Session ended", "Status", s.status)
 	return s.result(), nil
+}
+
+// attach reads the session's row, which the token request wrote, and takes up the session where the row
+// says it stands: waiting, admitted (at the join, or by the waiting room before this workflow started),
+// holding a seat, or already ended.
+func (s *session) attach(ctx workflow.Context) error {
+	var a activities.Attachment
+	if err := workflow.ExecuteLocalActivity(durableDB(ctx), acts.Attach, s.id).Get(ctx, &a); err != nil {
+		return fmt.Errorf("attach to session %s: %w", s.id, err)
+	}
+	s.joined = true
+	s.holdWindow = a.HoldWindow
+	if s.holdWindow <= 0 {
+		s.holdWindow = defaultHoldWindow
+	}
+	switch {
+	case a.Status == booking.StatusActive:
+		s.admit(ctx, a.ActiveUntil)
+	case a.Status == booking.StatusHeld && a.Reservation != nil:
+		s.reservation = a.Reservation
+		s.setStatus(ctx, booking.StatusHeld)
+	case a.Status == booking.StatusHeld:
+		// A HELD row without a seat cannot be paid for: end it like a lapsed hold.
+		return s.end(ctx, booking.StatusExpired)
+	default:
+		s.setStatus(ctx, a.Status)
+	}
+	return nil
+}
+
+// defaultHoldWindow is the hold window of a session whose row does not record one.
+const defaultHoldWindow = 5 * time.Minute
+
+// joinQueue is how sessions started before PostgreSQL issued tokens entered the waiting room.
+func (s *session) joinQueue(ctx workflow.Context) error {
+	var joined activities.JoinResult
+	if err := workflow.ExecuteLocalActivity(durableDB(ctx), acts.JoinQueue, activities.JoinInput{
+		SessionID: s.id, WorkflowID: s.wfID, ConcertCode: s.in.ConcertCode, UserUUID: s.in.UserUUID,
+		AdmissionWindow: s.in.AdmissionWindow,
+	}).Get(ctx, &joined); err != nil {
+		return fmt.Errorf("join the waiting room: %w", err)
+	}
+	s.joined = true
+	switch joined.Status {
+	case booking.StatusActive:
+		s.admit(ctx, joined.ActiveUntil)
+	case booking.StatusSoldOut:
+		s.setStatus(ctx, booking.StatusSoldOut)
+	default:
+		s.publish(ctx)
+	}
+	return nil
 }
 
 // waitForAdmission sleeps until the waiting room admits the session or the concert sells out; the admission
@@ -294,6 +347,10 @@ const admissionGrace = 10 * time.Second
 // reserve holds a seat. The database decides whether the seat is free; the workflow only makes sure a
 // session asks for one seat at a time.
 func (s *session) reserve(ctx workflow.Context, req ReserveRequest) (activities.Reservation, error) {
+	// A reserve that started the workflow (Update-with-Start) runs before the session has attached.
+	if err := workflow.Await(ctx, func() bool { return s.joined }); err != nil {
+		return activities.Reservation{}, err
+	}
 	if s.status == booking.StatusWaiting {
 		// The API saw the session admitted in the database; the signal is on its way.
 		admitted := func() bool { return s.status != booking.StatusWaiting }
@@ -323,7 +380,7 @@ func (s *session) reserve(ctx workflow.Context, req ReserveRequest) (activities.
 	var r activities.Reservation
 	err = workflow.ExecuteLocalActivity(shortDB(ctx), acts.HoldSeat, activities.HoldInput{
 		SessionID: s.id, ConcertCode: s.in.ConcertCode, ConcertDate: req.ConcertDate, SeatNumber: req.SeatNumber,
-		ReservationID: reservationID, HoldWindow: s.in.HoldWindow,
+		ReservationID: reservationID, HoldWindow: s.holdWindow,
 	}).Get(ctx, &r)
 	if err != nil {
 		return activities.Reservation{}, err

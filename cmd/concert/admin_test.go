@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ticketing/concert/internal/teststack"
-	"github.com/ticketing/concert/workflows"
 )
 
 // TestAdminCLIListsCancelsAndControlsAdmission drives `concert admin` against a running stack: it lists a
@@ -24,7 +23,7 @@ func TestAdminCLIListsCancelsAndControlsAdmission(t *testing.T) {
 	tok := s.Token("CLI", u).Str("token")
 	r := s.Do(http.MethodPatch, "/api/v1/concerts/CLI", tok, map[string]any{"UUID": u, "concertDate": "2026-12-24T19:00:00", "seatNumber": 2})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	id := workflows.SessionWorkflowID("CLI", u)
+	id := s.BookingID("CLI", u)
 	conn := []string{"--api-url", s.URL, "--admin-token", teststack.AdminToken}
 	admin := func(args ...string) (string, error) {
 		var out bytes.Buffer

@@ -21,6 +21,7 @@ const (
 	envHoldWindow        = "CONCERT_HOLD_WINDOW"
 	envAdmissionWindow   = "CONCERT_ADMISSION_WINDOW"
 	envAdmissionTick     = "CONCERT_ADMISSION_TICK"
+	envStartWaiting      = "CONCERT_START_WAITING" // eager workflow starts of waiting sessions: queue size (0: off), default 1000
 	envTemporalAddress   = "TEMPORAL_ADDRESS"
 	envTemporalNamespace = "TEMPORAL_NAMESPACE"
 	envTemporalPort      = "CONCERT_TEMPORAL_PORT"
@@ -50,13 +51,16 @@ const (
 
 // config is the whole configuration of the binary; each subcommand reads the part it needs.
 type config struct {
-	HTTPAddr          string
-	DatabaseURL       string
-	AdminToken        string
-	TokenSecret       string
-	HoldWindow        time.Duration
-	AdmissionWindow   time.Duration
-	AdmissionTick     time.Duration
+	HTTPAddr        string
+	DatabaseURL     string
+	AdminToken      string
+	TokenSecret     string
+	HoldWindow      time.Duration
+	AdmissionWindow time.Duration
+	AdmissionTick   time.Duration
+	// StartWaiting bounds the queue of waiting sessions whose workflows the API starts before admission
+	// (0: none; they start with their admission).
+	StartWaiting      int
 	TemporalAddress   string
 	TemporalNamespace string
 	TemporalPort      int
@@ -103,6 +107,9 @@ func parseConfig(cmd string, args []string, dev, serving bool) (config, error) {
 	}
 	if os.Getenv(envRateLimit) == "off" {
 		c.AddressRateLimit = api.RateLimit{}
+	}
+	if c.StartWaiting, err = envInt(envStartWaiting, 1000); err != nil {
+		return c, err
 	}
 	if c.TemporalPort, err = envInt(envTemporalPort, defaultTemporalPort); err != nil {
 		return c, err

@@ -22,6 +22,7 @@ import (
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/internal/metrics"
 	"github.com/ticketing/concert/worker"
+	"github.com/ticketing/concert/workflows"
 )
 
 // shutdownTimeout bounds a graceful shutdown: in-flight requests and activities get this long to finish.
@@ -80,7 +81,7 @@ func dialTemporal(ctx context.Context, address, namespace string, log *slog.Logg
 
 // startWorker starts the booking worker; Stop waits up to shutdownTimeout for running activities.
 func startWorker(c client.Client, store *db.Store) (sdkworker.Worker, error) {
-	w := worker.New(c, &activities.Activities{Store: store, Temporal: c}, sdkworker.Options{
+	w := worker.New(c, &activities.Activities{Store: store, Sessions: workflows.NewDoor(c, workflows.AdmissionInput{})}, sdkworker.Options{
 		WorkerStopTimeout: shutdownTimeout,
 	})
 	if err := w.Start(); err != nil {
@@ -100,7 +101,16 @@ func newAPI(cfg config, store *db.Store, c client.Client, log *slog.Logger, reg 
 		AdmissionWindow: cfg.AdmissionWindow, AdmissionTick: cfg.AdmissionTick, Logger: log,
 		Instrument: metrics.HTTPMiddleware(reg), Metrics: metrics.Handler(reg),
 		UserRateLimit: cfg.UserRateLimit, AddressRateLimit: cfg.AddressRateLimit,
+		StartWaitingQueue: startWaitingQueue(cfg.StartWaiting),
 	})
+}
+
+// startWaitingQueue turns CONCERT_START_WAITING (0: off) into api.Config's StartWaitingQueue (negative: off).
+func startWaitingQueue(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // listen opens the HTTP listener early, so a taken port fails start-up with a clear message.

@@ -57,7 +57,7 @@ func Start(tb testing.TB, log *slog.Logger) *Backend {
 		tb.Fatalf("testbackend: dial Temporal: %v", err)
 	}
 	tb.Cleanup(c.Close)
-	w := worker.New(c, &activities.Activities{Store: store, Temporal: c}, sdkworker.Options{})
+	w := worker.New(c, &activities.Activities{Store: store, Sessions: workflows.NewDoor(c, workflows.AdmissionInput{})}, sdkworker.Options{})
 	if err := w.Start(); err != nil {
 		tb.Fatalf("testbackend: start worker: %v", err)
 	}

@@ -5,6 +5,7 @@ package teststack
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -34,6 +35,8 @@ type Options struct {
 	StuckGrace      time.Duration // default 1m
 	// UserRateLimit and AddressRateLimit are off unless set, so tests can issue tokens in bursts.
 	UserRateLimit, AddressRateLimit api.RateLimit
+	// StartWaitingQueue is api.Config's: negative leaves waiting sessions without a workflow until admitted.
+	StartWaitingQueue int
 }
 
 // Stack is a running booking service.
@@ -67,7 +70,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		AdminToken: AdminToken, TokenSecret: []byte("test-token-secret-0123456789"),
 		HoldWindow: opts.HoldWindow, AdmissionWindow: opts.AdmissionWindow, AdmissionTick: opts.AdmissionTick, StuckGrace: opts.StuckGrace, Logger: log,
 		Instrument: metrics.HTTPMiddleware(reg), Metrics: metrics.Handler(reg),
-		UserRateLimit: opts.UserRateLimit, AddressRateLimit: opts.AddressRateLimit,
+		UserRateLimit: opts.UserRateLimit, AddressRateLimit: opts.AddressRateLimit, StartWaitingQueue: opts.StartWaitingQueue,
 	})
 	if err != nil {
 		t.Fatalf("teststack: api: %v", err)
@@ -183,6 +186,17 @@ func (s *Stack) CreateUser(balance int64) string {
 		}
 	}
 	return id
+}
+
+// BookingID is the booking ID (workflow ID) of the user's newest session for the concert, as support staff
+// find it in the bookings list.
+func (s *Stack) BookingID(code, user string) string {
+	s.t.Helper()
+	sess, err := s.Store.LatestSession(context.Background(), code, user)
+	if err != nil {
+		s.t.Fatalf("booking of %s for %s: %v", user, code, err)
+	}
+	return sess.WorkflowID
 }
 
 // Token asks for a queue token and fails the test unless it gets 200 or 201.

@@ -1,0 +1,107 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/ticketing/concert/internal/teststack"
+)
+
+// A token is decided by PostgreSQL alone: with every Temporal worker stopped (so no workflow task can run),
+// a crowd still gets its tokens, the first maxActive admitted and the rest in line. Each answer's position
+// counts the fans whose rows had committed ahead of it (two rows committing at the same moment may both be
+// told the same place, never a worse one than they have); a poll afterwards gives every fan its exact place.
+func TestTokensAreIssuedWithoutWaitingForAWorkflow(t *testing.T) {
+	t.Parallel()
+	s := teststack.Start(t, teststack.Options{})
+	s.CreateConcert("RUSH", 5, teststack.ConcertDate{Date: eve, Seats: 50, Price: price})
+	const fans = 40
+	users := make([]string, fans)
+	for i := range users {
+		users[i] = s.CreateUser(0)
+	}
+	s.StopWorker()
+
+	answers := make([]teststack.Response, fans)
+	var wg sync.WaitGroup
+	for i, u := range users {
+		wg.Go(func() { answers[i] = s.Token("RUSH", u) })
+	}
+	wg.Wait()
+
+	type place struct {
+		fan      int
+		seq      int64
+		position int64
+	}
+	var waiting []place
+	active := 0
+	for i, a := range answers {
+		require.Equal(t, http.StatusCreated, a.Status, string(a.Raw))
+		require.NotEmpty(t, a.Str("token"))
+		switch a.Str("status") {
+		case "ACTIVE":
+			active++
+			assert.Zero(t, a.Int("position"))
+		case "WAITING":
+			sess, err := s.Store.LatestSession(context.Background(), "RUSH", users[i])
+			require.NoError(t, err)
+			waiting = append(waiting, place{fan: i, seq: sess.Seq, position: a.Int("position")})
+		default:
+			t.Fatalf("unexpected status %q", a.Str("status"))
+		}
+	}
+	assert.Equal(t, 5, active, "maxActive fans admitted at once")
+	require.Len(t, waiting, fans-5)
+	sort.Slice(waiting, func(i, j int) bool { return waiting[i].seq < waiting[j].seq })
+	for i, w := range waiting {
+		assert.LessOrEqual(t, w.position, int64(i+1), "never told a place behind the true one")
+		assert.Greater(t, w.position, int64(0))
+		if i > 0 {
+			assert.GreaterOrEqual(t, w.position, waiting[i-1].position, "places follow the order of the line")
+		}
+	}
+	got := make([]int64, len(waiting))
+	for i, w := range waiting {
+		poll := s.Do(http.MethodGet, "/api/v1/concerts/RUSH/token", answers[w.fan].Str("token"), nil)
+		require.Equal(t, http.StatusOK, poll.Status)
+		got[i] = poll.Int("position")
+	}
+	for i := range got {
+		assert.Equal(t, int64(i+1), got[i], "polled positions are exact")
+	}
+}
+
+// A fan waiting in line may have no workflow yet (in a stampede, past the starter's bounds, it starts with
+// the admission), and support can still cancel the booking: the row is ended directly and audited.
+func TestSupportCancelsAWaitingSessionThatHasNoWorkflowYet(t *testing.T) {
+	t.Parallel()
+	s := teststack.Start(t, teststack.Options{StartWaitingQueue: -1})
+	s.CreateConcert("LINE", 1, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
+	first, second := s.CreateUser(0), s.CreateUser(0)
+	require.Equal(t, "ACTIVE", s.Token("LINE", first).Str("status"))
+	w := s.Token("LINE", second)
+	require.Equal(t, "WAITING", w.Str("status"))
+
+	id := s.BookingID("LINE", second)
+	_, err := s.Temporal.DescribeWorkflowExecution(context.Background(), id, "")
+	var notFound *serviceerror.NotFound
+	require.ErrorAs(t, err, &notFound, "the waiting fan has no workflow")
+
+	r := s.Do(http.MethodPost, "/api/v1/admin/bookings/"+id+"/cancel", teststack.AdminToken,
+		map[string]any{"reason": "duplicate account", "actor": "agent-2"})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	assert.Equal(t, "CANCELLED", r.Str("status"))
+	assert.Equal(t, "CANCELLED", s.Do(http.MethodGet, "/api/v1/concerts/LINE/token", w.Str("token"), nil).Str("status"))
+	trail, err := s.Store.AuditTrail(context.Background(), id)
+	require.NoError(t, err)
+	require.Len(t, trail, 1)
+	assert.Equal(t, "agent-2", trail[0].Actor)
+}

@@ -1,0 +1,195 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/google/uuid"
+
+	"github.com/ticketing/concert/activities"
+	"github.com/ticketing/concert/booking"
+)
+
+// This file is the client side of the workflows: the one door through which the API and the worker's
+// activities reach Temporal for booking sessions and waiting rooms. Nothing here runs inside a workflow.
+
+// SessionWorkflowID is the workflow ID of one booking session: "booking-<concertCode>-<sessionID>". No two
+// sessions share it, so everything that names it (the Temporal UI, support's cancel) reaches exactly one
+// session. Sessions started before tokens were issued by PostgreSQL have "booking-<concertCode>-<userUUID>"
+// and are told apart by their session ID, which is then the run ID (see SessionRef).
+func SessionWorkflowID(concertCode, sessionID string) string {
+	return "booking-" + concertCode + "-" + sessionID
+}
+
+// SessionIDFromWorkflowID is the inverse of SessionWorkflowID: the session ID at the end of a booking
+// workflow ID, if it ends with one.
+func SessionIDFromWorkflowID(workflowID string) (string, bool) {
+	if !strings.HasPrefix(workflowID, "booking-") || len(workflowID) < len("booking-")+36 {
+		return "", false
+	}
+	tail := workflowID[len(workflowID)-36:]
+	if _, err := uuid.Parse(tail); err != nil {
+		return "", false
+	}
+	return tail, true
+}
+
+// NewSessionID returns the ID of a new session: a time-ordered UUID, chosen by the service before the
+// session's row or workflow exists.
+func NewSessionID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// SessionRef names one session for Temporal: its ID, its workflow, and what its workflow is started with.
+// Status and Deadline, when known, seed the search attributes so a freshly started session is findable
+// with the right status at once.
+type SessionRef struct {
+	ID          string
+	WorkflowID  string
+	ConcertCode string
+	UserUUID    string
+	Status      booking.Status
+	Deadline    time.Time
+}
+
+// legacy reports whether the session predates service-chosen session IDs: its ID is then its run ID, and its
+// workflow ID is shared with the user's other sessions of the concert, so calls must name the run.
+func (r SessionRef) legacy() bool { return !strings.HasSuffix(r.WorkflowID, r.ID) }
+
+func (r SessionRef) runID() string {
+	if r.legacy() {
+		return r.ID
+	}
+	return ""
+}
+
+// Door is the typed way to Temporal for the booking service. It holds the client and the waiting room's
+// settings, which it starts admission workflows with.
+type Door struct {
+	c         client.Client
+	admission AdmissionInput
+}
+
+// NewDoor returns a door over c. admission carries the settings a waiting room is started with (its
+// ConcertCode is filled in per call); a door used only by the worker's activities may leave it zero.
+func NewDoor(c client.Client, admission AdmissionInput) *Door {
+	return &Door{c: c, admission: admission}
+}
+
+// startOptions are the options every start of a session's workflow uses: one workflow ID per session that
+// is never reused, so a late start, signal or update of an ended session fails instead of reviving it.
+func (d *Door) startOptions(ref SessionRef) client.StartWorkflowOptions {
+	status := ref.Status
+	if status == "" {
+		status = booking.StatusWaiting
+	}
+	return client.StartWorkflowOptions{
+		ID:                       ref.WorkflowID,
+		TaskQueue:                TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		TypedSearchAttributes:    StartSearchAttributes(ref.ConcertCode, status, time.Now(), ref.Deadline),
+		StaticSummary:            "Booking session " + ref.ID + " of concert " + ref.ConcertCode,
+	}
+}
+
+func inputOf(ref SessionRef) SessionInput {
+	return SessionInput{SessionID: ref.ID, ConcertCode: ref.ConcertCode, UserUUID: ref.UserUUID}
+}
+
+// StartSession starts the session's workflow. A workflow that runs already, or ran and ended, is left as it
+// is: StartSession then reports nothing. It returns once Temporal has recorded the start; it does not wait
+// for the workflow to run.
+func (d *Door) StartSession(ctx context.Context, ref SessionRef) error {
+	_, err := d.c.ExecuteWorkflow(ctx, d.startOptions(ref), BookingSession, inputOf(ref))
+	if ended(err) {
+		return nil
+	}
+	return err
+}
+
+// Reserve sends the reserve update to the session, starting its workflow first if it has none yet (the API
+// that issued the token may not have got round to it, or died before it did). A non-empty updateID makes a
+// repeated request return the first one's outcome.
+func (d *Door) Reserve(ctx context.Context, ref SessionRef, updateID string, req ReserveRequest) (activities.Reservation, error) {
+	var out activities.Reservation
+	upd := client.UpdateWorkflowOptions{
+		UpdateName: UpdateReserve, UpdateID: updateID, Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	}
+	if ref.legacy() {
+		return out, d.update(ctx, ref, upd, &out)
+	}
+	handle, err := d.c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: d.c.NewWithStartWorkflowOperation(d.startOptions(ref), BookingSession, inputOf(ref)),
+		UpdateOptions:          upd,
+	})
+	if err != nil {
+		return out, err
+	}
+	return out, handle.Get(ctx, &out)
+}
+
+// Pay sends the pay update to the session. Only a session that holds a seat can pay, and holding one went
+// through its workflow, so there is nothing to start.
+func (d *Door) Pay(ctx context.Context, ref SessionRef, updateID string, req PayRequest) (activities.Payment, error) {
+	var out activities.Payment
+	return out, d.update(ctx, ref, client.UpdateWorkflowOptions{
+		UpdateName: UpdatePay, UpdateID: updateID, Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	}, &out)
+}
+
+func (d *Door) update(ctx context.Context, ref SessionRef, opts client.UpdateWorkflowOptions, out any) error {
+	opts.WorkflowID, opts.RunID = ref.WorkflowID, ref.runID()
+	handle, err := d.c.UpdateWorkflow(ctx, opts)
+	if err != nil {
+		return err
+	}
+	return handle.Get(ctx, out)
+}
+
+// NotifySession tells a session that the waiting room moved it on (admitted, or sold out), starting its
+// workflow with the notice if it has none: a fan who waited without a workflow gets one the moment it
+// matters. A session whose workflow has ended needs no notice; that is not an error.
+func (d *Door) NotifySession(ctx context.Context, sessionID, workflowID, concertCode, userUUID string, notice booking.AdmissionNotice) error {
+	ref := SessionRef{ID: sessionID, WorkflowID: workflowID, ConcertCode: concertCode, UserUUID: userUUID,
+		Status: notice.Status, Deadline: notice.ActiveUntil}
+	var err error
+	if ref.legacy() {
+		err = d.c.SignalWorkflow(ctx, workflowID, ref.runID(), booking.SignalAdmission, notice)
+	} else {
+		_, err = d.c.SignalWithStartWorkflow(ctx, workflowID, booking.SignalAdmission, notice, d.startOptions(ref),
+			BookingSession, inputOf(ref))
+	}
+	if ended(err) {
+		return nil
+	}
+	return err
+}
+
+// WakeAdmission signals the concert's waiting room to take a step now, starting it if it is not running.
+func (d *Door) WakeAdmission(ctx context.Context, concertCode string) error {
+	in := d.admission
+	in.ConcertCode = concertCode
+	id := AdmissionWorkflowID(concertCode)
+	_, err := d.c.SignalWithStartWorkflow(ctx, id, SignalWake, nil, client.StartWorkflowOptions{
+		ID: id, TaskQueue: TaskQueue, WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, Admission, in)
+	return err
+}
+
+// ended reports whether err says the workflow addressed has closed (or, for a start, exists already).
+func ended(err error) bool {
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	var notFound *serviceerror.NotFound
+	return err != nil && (errors.As(err, &started) || errors.As(err, &notFound) ||
+		temporal.IsWorkflowExecutionAlreadyStartedError(err))
+}
+
+// SessionGone reports whether the error of a call through the door means the session's workflow has ended,
+// so the session can do nothing more (the API answers 410).
+func SessionGone(err error) bool { return ended(err) }

@@ -1,0 +1,152 @@
+package workflows
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ticketing/concert/activities"
+	"github.com/ticketing/concert/booking"
+)
+
+// testSessionID is the service-chosen ID of the session in the tests of sessions whose token PostgreSQL
+// issued: the workflow attaches to its row instead of joining the queue.
+const testSessionID = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+
+func leanInput() SessionInput {
+	return SessionInput{SessionID: testSessionID, ConcertCode: testConcert, UserUUID: testUser}
+}
+
+func newLeanHarness(t *testing.T) *harness {
+	return newHarness(t, SessionWorkflowID(testConcert, testSessionID))
+}
+
+// expectAttach makes Attach find the session's row as a, after delay of workflow time.
+func (h *harness) expectAttach(a activities.Attachment, delay time.Duration) {
+	if a.HoldWindow == 0 {
+		a.HoldWindow = testHoldWindow
+	}
+	h.env.OnActivity(acts.Attach, mock.Anything, testSessionID).After(delay).Return(a, nil).Once()
+}
+
+// leanResult is result for a session with a service-chosen ID: every activity is keyed on that ID.
+func (h *harness) leanResult() SessionResult {
+	h.t.Helper()
+	require.True(h.t, h.env.IsWorkflowCompleted(), "workflow completed")
+	require.NoError(h.t, h.env.GetWorkflowError())
+	var res SessionResult
+	require.NoError(h.t, h.env.GetWorkflowResult(&res))
+	h.env.AssertExpectations(h.t)
+	for _, c := range h.calls {
+		var key string
+		switch in := c.Args[0].(type) {
+		case activities.HoldInput:
+			key = in.SessionID
+		case activities.ReleaseInput:
+			key = in.SessionID
+		case string:
+			key = in
+		}
+		assert.Equal(h.t, testSessionID, key, "%s is keyed on the session ID", c.Name)
+	}
+	return res
+}
+
+func TestLeanSession_AdmittedAtJoin_AttachesReservesAndPays(t *testing.T) {
+	h := newLeanHarness(t)
+	h.expectAttach(activities.Attachment{Status: booking.StatusActive, ActiveUntil: t0.Add(10 * time.Minute)}, 0)
+	h.expectHold(12, t0.Add(6*time.Minute))
+	h.expectPay()
+	h.forbidOthers()
+	active := query[StatusView](h, 30*time.Second)
+	reserve := h.update(time.Minute, UpdateReserve, "reserve-1", reserveRequest(12))
+	pay := h.update(2*time.Minute, UpdatePay, "pay-1", PayRequest{UserUUID: testUser})
+
+	h.env.ExecuteWorkflow(BookingSession, leanInput())
+
+	res := h.leanResult()
+	assert.Equal(t, booking.StatusActive, active.Status)
+	assert.Equal(t, t0.Add(10*time.Minute), active.ActiveUntil)
+	require.NoError(t, reserve.Err)
+	require.NoError(t, pay.Err)
+	assert.Equal(t, booking.StatusPaid, res.Status)
+	assert.Equal(t, []string{"Attach", "HoldSeat", "Pay"}, h.names(), "no JoinQueue, no Release")
+}
+
+// A reserve sent with Update-with-Start reaches the workflow while it is still attaching: it waits for the
+// row instead of answering "not admitted".
+func TestLeanSession_ReserveBeforeAttachFinishes_HoldsOnceAttached(t *testing.T) {
+	h := newLeanHarness(t)
+	h.expectAttach(activities.Attachment{Status: booking.StatusActive, ActiveUntil: t0.Add(10 * time.Minute)}, 20*time.Second)
+	h.expectHold(7, t0.Add(6*time.Minute))
+	h.expectRelease(booking.StatusExpired, booking.StatusExpired)
+	h.forbidOthers()
+	reserve := h.update(time.Second, UpdateReserve, "reserve-1", reserveRequest(7))
+
+	h.env.ExecuteWorkflow(BookingSession, leanInput())
+
+	res := h.leanResult()
+	require.True(t, reserve.Completed)
+	require.NoError(t, reserve.Err)
+	assert.Equal(t, t0.Add(20*time.Second), reserve.CompletedAt, "the hold waited for the attachment")
+	assert.Equal(t, booking.StatusExpired, res.Status, "then the hold lapsed unpaid")
+	assert.Equal(t, []string{"Attach", "HoldSeat", "Release"}, h.names())
+}
+
+func TestLeanSession_WaitingThenAdmittedBySignal(t *testing.T) {
+	h := newLeanHarness(t)
+	h.expectAttach(activities.Attachment{Status: booking.StatusWaiting}, 0)
+	h.expectRelease(booking.StatusExpired, booking.StatusExpired)
+	h.forbidOthers()
+	waiting := query[StatusView](h, 10*time.Second)
+	h.signal(time.Minute, booking.SignalAdmission,
+		booking.AdmissionNotice{Status: booking.StatusActive, ActiveUntil: t0.Add(5 * time.Minute)})
+	active := query[StatusView](h, 2*time.Minute)
+
+	h.env.ExecuteWorkflow(BookingSession, leanInput())
+
+	res := h.leanResult()
+	assert.Equal(t, booking.StatusWaiting, waiting.Status)
+	assert.Equal(t, booking.StatusActive, active.Status)
+	assert.Equal(t, booking.StatusExpired, res.Status, "the admission window ran out unused")
+	assert.Equal(t, []string{"Attach", "Release"}, h.names())
+	assert.Equal(t, t0.Add(5*time.Minute), h.call("Release", 0).At)
+}
+
+// A workflow started late (by the waiting room's sweep, say) for a session that has ended meanwhile ends
+// at once and touches nothing.
+func TestLeanSession_AttachesToAnEndedSession_EndsAtOnce(t *testing.T) {
+	h := newLeanHarness(t)
+	h.expectAttach(activities.Attachment{Status: booking.StatusSoldOut}, 0)
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(BookingSession, leanInput())
+
+	res := h.leanResult()
+	assert.Equal(t, booking.StatusSoldOut, res.Status)
+	assert.Equal(t, []string{"Attach"}, h.names())
+}
+
+// The workflow of a session that holds a seat already (its workflow was started again after a crash) takes
+// up the hold and releases it when it lapses.
+func TestLeanSession_AttachesToAHold_ReleasesItWhenItLapses(t *testing.T) {
+	h := newLeanHarness(t)
+	heldUntil := t0.Add(3 * time.Minute)
+	h.expectAttach(activities.Attachment{Status: booking.StatusHeld, Reservation: &activities.Reservation{
+		ReservationID: "r-1", ConcertCode: testConcert, ConcertDate: concertDate, SeatNumber: 9, Price: testPrice, HeldUntil: heldUntil,
+	}}, 0)
+	h.expectRelease(booking.StatusExpired, booking.StatusExpired)
+	h.forbidOthers()
+	held := query[StatusView](h, time.Minute)
+
+	h.env.ExecuteWorkflow(BookingSession, leanInput())
+
+	res := h.leanResult()
+	require.NotNil(t, held.Reservation)
+	assert.Equal(t, 9, held.Reservation.SeatNumber)
+	assert.Equal(t, booking.StatusExpired, res.Status)
+	assert.Equal(t, heldUntil, h.call("Release", 0).At)
+}
