@@ -16,8 +16,9 @@ import (
 
 // A token is decided by PostgreSQL alone: with every Temporal worker stopped (so no workflow task can run),
 // a crowd still gets its tokens, the first maxActive admitted and the rest in line. Each answer's position
-// counts the fans whose rows had committed ahead of it (two rows committing at the same moment may both be
-// told the same place, never a worse one than they have); a poll afterwards gives every fan its exact place.
+// counts the fans whose rows had committed ahead of it (a fan whose row was still committing at that moment
+// is not counted, so an answer is never a worse place than the fan has); a poll afterwards gives every fan
+// its exact place.
 func TestTokensAreIssuedWithoutWaitingForAWorkflow(t *testing.T) {
 	t.Parallel()
 	s := teststack.Start(t, teststack.Options{})
@@ -64,9 +65,6 @@ func TestTokensAreIssuedWithoutWaitingForAWorkflow(t *testing.T) {
 	for i, w := range waiting {
 		assert.LessOrEqual(t, w.position, int64(i+1), "never told a place behind the true one")
 		assert.Greater(t, w.position, int64(0))
-		if i > 0 {
-			assert.GreaterOrEqual(t, w.position, waiting[i-1].position, "places follow the order of the line")
-		}
 	}
 	got := make([]int64, len(waiting))
 	for i, w := range waiting {

@@ -76,6 +76,34 @@ func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Con
 	return c.refresh(ctx, key, load)
 }
 
+// peek returns the cached value of key if there is one not older than maxStale, and never waits: when the
+// value is missing or past its TTL, one background load refreshes it for later callers.
+func (c *ttlCache[V]) peek(ctx context.Context, key string, load func(context.Context) (V, error)) (V, bool) {
+	now := time.Now()
+	c.mu.Lock()
+	it, ok := c.items[key]
+	fresh := ok && now.Before(it.expires)
+	usable := ok && now.Before(it.expires.Add(maxStale-c.ttl))
+	start := !fresh && !c.refreshing[key]
+	if start {
+		c.refreshing[key] = true
+	}
+	c.mu.Unlock()
+	if start {
+		go func() {
+			_, _ = c.refresh(context.WithoutCancel(ctx), key, load)
+			c.mu.Lock()
+			delete(c.refreshing, key)
+			c.mu.Unlock()
+		}()
+	}
+	if !usable {
+		var zero V
+		return zero, false
+	}
+	return it.value, true
+}
+
 // refresh loads key once for all concurrent callers and caches the result.
 func (c *ttlCache[V]) refresh(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
 	v, err, _ := c.group.Do(key, func() (any, error) {

@@ -62,10 +62,19 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := workflows.NewSessionID()
-	sess, created, err := h.store.Join(ctx, db.NewSession{
+	// The concert's queue snapshot, if this process has one (never waiting for one): the join counts the
+	// waiting sessions ahead of the fan that the snapshot may not have seen, and the snapshot the rest.
+	snap, haveSnap := h.queues.peek(ctx, code, h.loadQueue(code))
+	from := int64(0)
+	if haveSnap {
+		from = snap.Fresh()
+	}
+	j, err := h.store.Join(ctx, db.NewSession{
 		SessionID: id, WorkflowID: workflows.SessionWorkflowID(code, id), ConcertCode: code, UserUUID: userID,
 		AdmissionWindow: h.cfg.AdmissionWindow, HoldWindow: h.cfg.HoldWindow, StaleAfter: h.cfg.StuckGrace,
+		CountFrom: from,
 	})
+	sess, created := j.Session, j.Created
 	switch {
 	case errors.Is(err, db.ErrUnknownConcert):
 		writeProblem(w, r, problem(http.StatusNotFound, "concert-not-found", "no concert has code "+code))
@@ -81,10 +90,25 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 	if created && (status == booking.StatusActive || status == booking.StatusWaiting) {
 		h.starter.enqueue(sessionRef(sess), status == booking.StatusActive)
 	}
-	view, err := h.place(ctx, sess)
-	if err != nil {
-		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
-		return
+	view := db.SessionView{Session: sess}
+	switch {
+	case status != booking.StatusWaiting:
+	case created:
+		// Counted in the join's own statement: no other query, so a stampede's tokens wait for nothing else.
+		if haveSnap {
+			view.Position = snap.PositionWith(sess.Seq, j.Ahead)
+		} else {
+			// No snapshot yet: the join counted everyone ahead, and the estimate assumes the slowest
+			// admission (every slot used for its whole window) until the waiting room has a measured rate.
+			view.Position = j.Ahead + 1
+			snap = db.QueueSnapshot{MaxActive: j.MaxActive}
+		}
+		view.EstimatedWait = snap.EstimatedWait(view.Position, h.cfg.AdmissionWindow)
+	default:
+		if view, err = h.place(ctx, sess); err != nil {
+			writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
+			return
+		}
 	}
 	if created && status == booking.StatusWaiting && view.Position == 1 {
 		// The queue was empty: make sure the waiting room is awake to admit this session. The answer does not
@@ -400,6 +424,11 @@ func (h *Handler) view(ctx context.Context, id string, reads bool) (db.SessionVi
 	return h.place(ctx, s)
 }
 
+// loadQueue loads the concert's queue snapshot for the read cache.
+func (h *Handler) loadQueue(code string) func(context.Context) (db.QueueSnapshot, error) {
+	return func(ctx context.Context) (db.QueueSnapshot, error) { return h.store.Queue(ctx, code) }
+}
+
 // place adds a session's place in the waiting room: the position counted from the concert's queue snapshot
 // (at most ReadCacheTTL old, a binary search however long the queue), plus the sessions the snapshot may not
 // have seen that wait ahead of this one (an index range: ReadCacheTTL of arrivals and the joins that were
@@ -409,9 +438,7 @@ func (h *Handler) place(ctx context.Context, s db.Session) (db.SessionView, erro
 	if booking.Status(s.Status) != booking.StatusWaiting {
 		return v, nil
 	}
-	q, err := h.queues.get(ctx, s.ConcertCode, func(ctx context.Context) (db.QueueSnapshot, error) {
-		return h.store.Queue(ctx, s.ConcertCode)
-	})
+	q, err := h.queues.get(ctx, s.ConcertCode, h.loadQueue(s.ConcertCode))
 	if err != nil {
 		return db.SessionView{}, err
 	}

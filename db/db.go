@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -42,6 +43,27 @@ var (
 // Store is the booking service's access to PostgreSQL. It is safe for concurrent use.
 type Store struct {
 	db *sqlx.DB
+	// stmts holds the prepared statements of the hot paths (see prepared), by query text.
+	stmts sync.Map
+}
+
+// prepared returns q as a statement prepared once per pooled connection and reused. The driver otherwise
+// parses and plans every query afresh, and for the token's one statement planning costs more than running
+// it: in a stampede that is most of the database's CPU. Statements are prepared lazily, so a Store opened
+// before the migrations ran works once they have.
+func (s *Store) prepared(ctx context.Context, q string) (*sqlx.Stmt, error) {
+	if st, ok := s.stmts.Load(q); ok {
+		return st.(*sqlx.Stmt), nil
+	}
+	st, err := s.db.PreparexContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("prepare statement: %w", err)
+	}
+	if prev, loaded := s.stmts.LoadOrStore(q, st); loaded {
+		_ = st.Close()
+		return prev.(*sqlx.Stmt), nil
+	}
+	return st, nil
 }
 
 // Open connects to the database at dsn and checks the connection, so a wrong URL fails at start-up rather
@@ -71,7 +93,13 @@ func (s *Store) SetMaxConns(n int) {
 }
 
 // Close closes the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.Range(func(_, st any) bool {
+		_ = st.(*sqlx.Stmt).Close()
+		return true
+	})
+	return s.db.Close()
+}
 
 // Ping checks that the database answers; readiness probes call it.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }

@@ -33,6 +33,19 @@ type NewSession struct {
 	// StaleAfter is how far past its deadline a live session of the same fan must be for a new token request
 	// to end it (its workflow is gone: terminated, or never started) instead of answering with it.
 	StaleAfter time.Duration
+	// CountFrom is the first sequence number from which Join counts the waiting sessions ahead of a new
+	// waiting one (Joined.Ahead): QueueSnapshot.Fresh of the caller's snapshot, or 0 to count them all.
+	CountFrom int64
+}
+
+// Joined is the outcome of Join: the fan's session, whether this call created it, and, for a session that
+// waits, how many sessions with a sequence number from NewSession.CountFrom wait ahead of it.
+type Joined struct {
+	Session
+	Created bool
+	Ahead   int64
+	// MaxActive is the concert's maxActive as the join saw it (0 when it found the fan's open session).
+	MaxActive int64
 }
 
 // oneLivePerUser is the unique index that lets a fan have one live session per concert.
@@ -43,21 +56,86 @@ const oneLivePerUser = "sessions_one_live_per_user"
 // once when a slot is free and nobody waits, SOLD_OUT when nothing is left to sell, WAITING otherwise. It waits
 // for no workflow: the session's workflow is started afterwards and attaches to this row. ErrUnknownConcert
 // and ErrUnknownUser say what is missing.
-func (s *Store) Join(ctx context.Context, p NewSession) (sess Session, created bool, err error) {
+func (s *Store) Join(ctx context.Context, p NewSession) (Joined, error) {
 	for attempt := 0; ; attempt++ {
-		sess, created, err = s.join(ctx, p)
+		j, ok, err := s.joinWaiting(ctx, p)
+		if err == nil && !ok {
+			j, err = s.join(ctx, p)
+		}
 		// Two token requests of one fan raced and the other inserted first: the next attempt finds its row.
 		if isUniqueViolation(err, oneLivePerUser) && attempt < 3 {
 			continue
 		}
 		if err != nil {
-			return Session{}, false, fmt.Errorf("join queue of %s: %w", p.ConcertCode, err)
+			return Joined{}, fmt.Errorf("join queue of %s: %w", p.ConcertCode, err)
 		}
-		return sess, created, nil
+		return j, nil
 	}
 }
 
-func (s *Store) join(ctx context.Context, p NewSession) (sess Session, created bool, err error) {
+// waitingAhead6 and waitingAhead8 count, for an inserted row ins, the waiting sessions ahead of it from the
+// sequence number in parameter $6 or $8.
+const (
+	waitingAhead6 = `(SELECT count(*) FROM sessions w WHERE w.concert_code = ins.concert_code AND w.status = 'WAITING'
+        AND w.seq >= $6 AND w.seq < ins.seq)`
+	waitingAhead8 = `(SELECT count(*) FROM sessions w WHERE w.concert_code = ins.concert_code AND w.status = 'WAITING'
+        AND w.seq >= $8 AND w.seq < ins.seq)`
+)
+
+// joinWaiting is the stampede's common case in one statement, without a transaction of its own: a fan with
+// no live session who finds people waiting, every slot taken or admission paused, and seats left, is inserted
+// WAITING and told how many wait ahead. ok is false when the case does not apply (nothing was written); the
+// transaction of join then decides.
+func (s *Store) joinWaiting(ctx context.Context, p NewSession) (Joined, bool, error) {
+	const q = `
+WITH st AS (
+    SELECT c.code, c.max_active, c.admission_paused
+        OR EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND status = 'WAITING')
+        OR (` + liveCountOf + `) >= c.max_active AS must_wait
+    FROM concerts c
+    WHERE c.code = $1
+      AND EXISTS (SELECT 1 FROM seats WHERE concert_code = c.code AND status <> 'SOLD')
+      AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND user_uuid = $2
+                                                AND status IN ('WAITING', 'ACTIVE', 'HELD'))
+), ins AS (
+    INSERT INTO sessions (id, workflow_id, concert_code, user_uuid, status, notified, hold_window_us)
+    SELECT $3, $4, st.code, $2, 'WAITING', true, $5 FROM st WHERE st.must_wait
+    RETURNING ` + sessionColumns + `
+)
+SELECT ins.*, ` + waitingAhead6 + ` AS ahead, (SELECT max_active FROM st) AS max_active FROM ins`
+	var j struct {
+		Session
+		Ahead     int64 `db:"ahead"`
+		MaxActive int64 `db:"max_active"`
+	}
+	stmt, err := s.prepared(ctx, q)
+	if err != nil {
+		return Joined{}, false, err
+	}
+	err = stmt.GetContext(ctx, &j, p.ConcertCode, p.UserUUID, p.SessionID, p.WorkflowID, holdWindow(p), p.CountFrom)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Joined{}, false, nil
+	case err != nil:
+		return Joined{}, false, unknownUser(err, p.UserUUID)
+	}
+	return Joined{Session: j.Session, Created: true, Ahead: j.Ahead, MaxActive: j.MaxActive}, true, nil
+}
+
+func holdWindow(p NewSession) sql.NullInt64 {
+	return sql.NullInt64{Int64: micros(p.HoldWindow), Valid: p.HoldWindow > 0}
+}
+
+// unknownUser names a foreign-key failure on the user as ErrUnknownUser.
+func unknownUser(err error, user string) error {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "23503" && pqErr.Constraint == "sessions_user_uuid_fkey" {
+		return fmt.Errorf("%s: %w", user, ErrUnknownUser)
+	}
+	return err
+}
+
+func (s *Store) join(ctx context.Context, p NewSession) (j Joined, err error) {
 	const live = `
 SELECT ` + sessionColumns + `,
        (status = 'ACTIVE' AND active_until < now() - $3 * interval '1 microsecond')
@@ -68,22 +146,27 @@ FROM sessions WHERE concert_code = $1 AND user_uuid = $2 AND status IN ('WAITING
 UPDATE seats SET status = 'AVAILABLE', session_id = NULL, reservation_id = NULL, held_until = NULL
 WHERE session_id = $1 AND status = 'HELD'`
 	// state reads what decides a join without locking anything: most joins of a busy on-sale find people
-	// waiting (or admission paused, or the concert sold out) and can only wait.
+	// waiting, every slot taken, admission paused, or the concert sold out, and can only wait. Only a join
+	// that may find a free slot takes the concert's lock; in a stampede that is the first maxActive or so.
 	const state = `
 SELECT max_active, admission_paused,
        NOT EXISTS (SELECT 1 FROM seats WHERE concert_code = $1 AND status <> 'SOLD') AS sold_out,
-       EXISTS (SELECT 1 FROM sessions WHERE concert_code = $1 AND status = 'WAITING') AS waiting
+       EXISTS (SELECT 1 FROM sessions WHERE concert_code = $1 AND status = 'WAITING') AS waiting,
+       (` + liveCount + `) AS live
 FROM concerts WHERE code = $1`
 	const waitingExists = `SELECT EXISTS (SELECT 1 FROM sessions WHERE concert_code = $1 AND status = 'WAITING')`
 	// A session admitted here is inserted not notified: its workflow has not been told (it does not exist
 	// yet). The workflow marks it notified when it attaches; if no workflow attaches within a few seconds,
 	// the waiting room's next step starts one.
 	const insert = `
-INSERT INTO sessions (id, workflow_id, concert_code, user_uuid, status, notified, active_until, admitted_at, hold_window_us)
-VALUES ($1, $2, $3, $4, $5::text, $5::text <> 'ACTIVE',
-        CASE WHEN $5::text = 'ACTIVE' THEN now() + $6 * interval '1 microsecond' END,
-        CASE WHEN $5::text = 'ACTIVE' THEN now() END, $7)
-RETURNING ` + sessionColumns
+WITH ins AS (
+    INSERT INTO sessions (id, workflow_id, concert_code, user_uuid, status, notified, active_until, admitted_at, hold_window_us)
+    VALUES ($1, $2, $3, $4, $5::text, $5::text <> 'ACTIVE',
+            CASE WHEN $5::text = 'ACTIVE' THEN now() + $6 * interval '1 microsecond' END,
+            CASE WHEN $5::text = 'ACTIVE' THEN now() END, $7)
+    RETURNING ` + sessionColumns + `
+)
+SELECT ins.*, ` + waitingAhead8 + ` AS ahead FROM ins`
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var cur struct {
 			Session
@@ -91,7 +174,7 @@ RETURNING ` + sessionColumns
 		}
 		switch err := tx.GetContext(ctx, &cur, live, p.ConcertCode, p.UserUUID, micros(p.StaleAfter)); {
 		case err == nil && !cur.Stale:
-			sess = cur.Session
+			j.Session = cur.Session
 			return nil
 		case err == nil:
 			// Its window ended long ago and nothing ended it: no workflow looks after it any more.
@@ -109,6 +192,7 @@ RETURNING ` + sessionColumns
 			Paused    bool `db:"admission_paused"`
 			SoldOut   bool `db:"sold_out"`
 			Waiting   bool `db:"waiting"`
+			Live      int  `db:"live"`
 		}
 		if err := tx.GetContext(ctx, &st, state, p.ConcertCode); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
@@ -120,7 +204,7 @@ RETURNING ` + sessionColumns
 		switch {
 		case st.SoldOut:
 			status = "SOLD_OUT"
-		case st.Paused || st.Waiting:
+		case st.Paused || st.Waiting || st.Live >= st.MaxActive:
 		default:
 			// A slot may be free and nobody waits: decide under the concert's lock, so that concurrent joins
 			// and admission steps cannot admit past maxActive or out of order.
@@ -143,19 +227,18 @@ RETURNING ` + sessionColumns
 				status = "ACTIVE"
 			}
 		}
-		hold := sql.NullInt64{Int64: micros(p.HoldWindow), Valid: p.HoldWindow > 0}
-		if err := tx.GetContext(ctx, &sess, insert, p.SessionID, p.WorkflowID, p.ConcertCode, p.UserUUID, status,
-			micros(p.AdmissionWindow), hold); err != nil {
-			var pqErr *pq.Error
-			if errors.As(err, &pqErr) && pqErr.Code == "23503" && pqErr.Constraint == "sessions_user_uuid_fkey" {
-				return fmt.Errorf("%s: %w", p.UserUUID, ErrUnknownUser)
-			}
-			return err
+		var row struct {
+			Session
+			Ahead int64 `db:"ahead"`
 		}
-		created = true
+		if err := tx.GetContext(ctx, &row, insert, p.SessionID, p.WorkflowID, p.ConcertCode, p.UserUUID, status,
+			micros(p.AdmissionWindow), holdWindow(p), p.CountFrom); err != nil {
+			return unknownUser(err, p.UserUUID)
+		}
+		j = Joined{Session: row.Session, Created: true, Ahead: row.Ahead, MaxActive: int64(st.MaxActive)}
 		return nil
 	})
-	return sess, created, err
+	return j, err
 }
 
 // Attachment is a session as its workflow finds it when it starts: the row, the hold window the fan joined

@@ -27,10 +27,13 @@ func TestJoinAdmitsUpToMaxActiveThenQueuesInArrivalOrder(t *testing.T) {
 	users := newUsers(t, store, 4)
 	var got []db.Session
 	for _, u := range users {
-		sess, created, err := store.Join(t.Context(), newSession(s.code, u))
+		j, err := store.Join(t.Context(), newSession(s.code, u))
 		require.NoError(t, err)
-		require.True(t, created)
-		got = append(got, sess)
+		require.True(t, j.Created)
+		got = append(got, j.Session)
+		if j.Status == statusWaiting {
+			assert.Equal(t, int64(len(got)-3), j.Ahead, "the waiting sessions ahead, counted in the same statement")
+		}
 	}
 	assert.Equal(t, []string{statusActive, statusActive, statusWaiting, statusWaiting},
 		[]string{got[0].Status, got[1].Status, got[2].Status, got[3].Status})
@@ -53,13 +56,23 @@ func TestJoinReturnsTheFansLiveSessionInsteadOfASecond(t *testing.T) {
 	store := dbtest.New(t)
 	s := newShow(t, store, 1, 10, 1_000)
 	user := newUser(t, store, 0)
-	first, created, err := store.Join(t.Context(), newSession(s.code, user))
+	first, err := store.Join(t.Context(), newSession(s.code, user))
 	require.NoError(t, err)
-	require.True(t, created)
-	again, created, err := store.Join(t.Context(), newSession(s.code, user))
+	require.True(t, first.Created)
+	again, err := store.Join(t.Context(), newSession(s.code, user))
 	require.NoError(t, err)
-	assert.False(t, created)
+	assert.False(t, again.Created)
 	assert.Equal(t, first.ID, again.ID)
+
+	// The same holds on the one-statement path of a fan who has to wait.
+	waiter := newUser(t, store, 0)
+	w1, err := store.Join(t.Context(), newSession(s.code, waiter))
+	require.NoError(t, err)
+	require.Equal(t, statusWaiting, w1.Status)
+	w2, err := store.Join(t.Context(), newSession(s.code, waiter))
+	require.NoError(t, err)
+	assert.False(t, w2.Created)
+	assert.Equal(t, w1.ID, w2.ID)
 }
 
 func TestJoinOfOneFanInParallelCreatesOneSession(t *testing.T) {
@@ -76,9 +89,9 @@ func TestJoinOfOneFanInParallelCreatesOneSession(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var sess db.Session
-			sess, created[i], errs[i] = store.Join(t.Context(), newSession(s.code, user))
-			ids[i] = sess.ID
+			var j db.Joined
+			j, errs[i] = store.Join(t.Context(), newSession(s.code, user))
+			ids[i], created[i] = j.ID, j.Created
 		}()
 	}
 	wg.Wait()
@@ -98,11 +111,18 @@ func TestJoinNamesWhatIsMissing(t *testing.T) {
 	store := dbtest.New(t)
 	s := newShow(t, store, 1, 10, 1_000)
 	user := newUser(t, store, 0)
-	_, _, err := store.Join(t.Context(), newSession("NO-SUCH", user))
+	_, err := store.Join(t.Context(), newSession("NO-SUCH", user))
 	assert.ErrorIs(t, err, db.ErrUnknownConcert)
-	_, _, err = store.Join(t.Context(), newSession(s.code, uuid.NewString()))
+	_, err = store.Join(t.Context(), newSession(s.code, uuid.NewString()))
 	assert.ErrorIs(t, err, db.ErrUnknownUser)
 	assert.ErrorIs(t, err, db.ErrNotFound)
+	// And on the one-statement path, when people wait already.
+	_, err = store.Join(t.Context(), newSession(s.code, user))
+	require.NoError(t, err)
+	_, err = store.Join(t.Context(), newSession(s.code, newUser(t, store, 0)))
+	require.NoError(t, err)
+	_, err = store.Join(t.Context(), newSession(s.code, uuid.NewString()))
+	assert.ErrorIs(t, err, db.ErrUnknownUser)
 }
 
 func TestJoinSoldOutEndsTheSessionAtOnce(t *testing.T) {
@@ -110,10 +130,10 @@ func TestJoinSoldOutEndsTheSessionAtOnce(t *testing.T) {
 	store := dbtest.New(t)
 	s := newShow(t, store, 5, 1, 1_000)
 	exec(t, store, `UPDATE seats SET status = 'SOLD', session_id = 'gone' WHERE concert_code = $1`, s.code)
-	sess, created, err := store.Join(t.Context(), newSession(s.code, newUser(t, store, 0)))
+	j, err := store.Join(t.Context(), newSession(s.code, newUser(t, store, 0)))
 	require.NoError(t, err)
-	assert.True(t, created)
-	assert.Equal(t, statusSoldOut, sess.Status)
+	assert.True(t, j.Created)
+	assert.Equal(t, statusSoldOut, j.Status)
 }
 
 // A live session long past its deadline has no workflow looking after it any more (terminated, or never
@@ -123,18 +143,18 @@ func TestJoinEndsTheFansStaleSessionAndFreesItsSeat(t *testing.T) {
 	store := dbtest.New(t)
 	s := newShow(t, store, 5, 10, 1_000)
 	user := newUser(t, store, 0)
-	old, _, err := store.Join(t.Context(), newSession(s.code, user))
+	old, err := store.Join(t.Context(), newSession(s.code, user))
 	require.NoError(t, err)
 	require.Equal(t, statusActive, old.Status)
 	hold(t, store, s, old.ID, 3)
 	exec(t, store, `UPDATE sessions SET held_until = now() - interval '2 minutes' WHERE id = $1`, old.ID)
 	exec(t, store, `UPDATE seats SET held_until = now() - interval '2 minutes' WHERE session_id = $1`, old.ID)
 
-	fresh, created, err := store.Join(t.Context(), newSession(s.code, user))
+	fresh, err := store.Join(t.Context(), newSession(s.code, user))
 	require.NoError(t, err)
-	assert.True(t, created)
+	assert.True(t, fresh.Created)
 	assert.NotEqual(t, old.ID, fresh.ID)
-	assert.Equal(t, []string{statusExpired}, statuses(t, store, old))
+	assert.Equal(t, []string{statusExpired}, statuses(t, store, old.Session))
 	assert.Equal(t, seatAvailable, seat(t, store, s, 3).Status)
 }
 
@@ -142,7 +162,7 @@ func TestAttachReturnsTheHeldSeat(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 5, 10, 1_000)
-	sess, _, err := store.Join(t.Context(), newSession(s.code, newUser(t, store, 0)))
+	sess, err := store.Join(t.Context(), newSession(s.code, newUser(t, store, 0)))
 	require.NoError(t, err)
 	r := hold(t, store, s, sess.ID, 4)
 	at, err := store.Attach(t.Context(), sess.ID)
@@ -163,9 +183,9 @@ func TestWaitingBetweenCountsLaterArrivalsAhead(t *testing.T) {
 	users := newUsers(t, store, 5)
 	var seqs []int64
 	for _, u := range users {
-		sess, _, err := store.Join(t.Context(), newSession(s.code, u))
+		j, err := store.Join(t.Context(), newSession(s.code, u))
 		require.NoError(t, err)
-		seqs = append(seqs, sess.Seq)
+		seqs = append(seqs, j.Seq)
 	}
 	// users[0] was admitted; 1..4 wait.
 	n, err := store.WaitingBetween(t.Context(), s.code, seqs[2], seqs[4])

@@ -88,6 +88,12 @@ SELECT count(*) FROM sessions
 WHERE concert_code = $1 AND status IN ('ACTIVE', 'HELD')
   AND ((status = 'ACTIVE' AND active_until > now()) OR (status = 'HELD' AND held_until > now()))`
 
+// liveCountOf is liveCount as a subquery of a statement over concerts c.
+const liveCountOf = `
+SELECT count(*) FROM sessions
+WHERE concert_code = c.code AND status IN ('ACTIVE', 'HELD')
+  AND ((status = 'ACTIVE' AND active_until > now()) OR (status = 'HELD' AND held_until > now()))`
+
 const soldOutQuery = `SELECT NOT EXISTS (SELECT 1 FROM seats WHERE concert_code = $1 AND status <> 'SOLD')`
 
 // JoinQueue puts a session in its concert's waiting room, or returns it as it is if it is there already (so
@@ -282,7 +288,7 @@ func (q QueueSnapshot) Position(seq int64) int64 {
 // inFlightMargin is how many sequence numbers below the highest one a snapshot saw may still belong to
 // transactions that had not committed when it was taken: more than all the joins that can be in flight at
 // once (one per database connection of every API process).
-const inFlightMargin = 1024
+const inFlightMargin = 256
 
 // Fresh is the first sequence number a snapshot does not count with certainty: sessions at or above it may
 // have committed after the snapshot was taken (see Store.WaitingBetween).

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -49,6 +50,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return errors.New("no command given")
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "dev" || cmd == "api" || cmd == "worker" {
+		startProfiler(ctx, slog.Default())
+	}
 	switch cmd {
 	case "dev":
 		cfg, err := parseConfig(cmd, rest, true, true)
