@@ -135,44 +135,63 @@ func unknownUser(err error, user string) error {
 	return err
 }
 
-func (s *Store) join(ctx context.Context, p NewSession) (j Joined, err error) {
-	const live = `
+// The statements of join, each prepared once (see Store.prepared).
+const (
+	joinLive = `
 SELECT ` + sessionColumns + `,
        (status = 'ACTIVE' AND active_until < now() - $3 * interval '1 microsecond')
     OR (status = 'HELD' AND held_until < now() - $3 * interval '1 microsecond') AS stale
 FROM sessions WHERE concert_code = $1 AND user_uuid = $2 AND status IN ('WAITING', 'ACTIVE', 'HELD')`
-	const endStale = `UPDATE sessions SET status = 'EXPIRED', status_since = now() WHERE id = $1 AND status IN ('ACTIVE', 'HELD')`
-	const freeStale = `
-UPDATE seats SET status = 'AVAILABLE', session_id = NULL, reservation_id = NULL, held_until = NULL
-WHERE session_id = $1 AND status = 'HELD'`
-	// state reads what decides a join without locking anything: most joins of a busy on-sale find people
-	// waiting, every slot taken, admission paused, or the concert sold out, and can only wait. Only a join
-	// that may find a free slot takes the concert's lock; in a stampede that is the first maxActive or so.
-	const state = `
+	// joinState reads what decides a join without locking anything.
+	joinState = `
 SELECT max_active, admission_paused,
        NOT EXISTS (SELECT 1 FROM seats WHERE concert_code = $1 AND status <> 'SOLD') AS sold_out,
        EXISTS (SELECT 1 FROM sessions WHERE concert_code = $1 AND status = 'WAITING') AS waiting,
        (` + liveCount + `) AS live
 FROM concerts WHERE code = $1`
-	const waitingExists = `SELECT EXISTS (SELECT 1 FROM sessions WHERE concert_code = $1 AND status = 'WAITING')`
-	// A session admitted here is inserted not notified: its workflow has not been told (it does not exist
-	// yet). The workflow marks it notified when it attaches; if no workflow attaches within a few seconds,
-	// the waiting room's next step starts one.
-	const insert = `
-WITH ins AS (
+	// joinInsert inserts the session with status $5, or, when $5 is 'DECIDE', with the status this statement
+	// decides: ACTIVE when admission runs, nobody waits and a slot is free, else WAITING. It runs after the
+	// concert's lock was taken, so its snapshot sees every admission that committed before.
+	joinInsert = `
+WITH cfg AS (
+    SELECT CASE WHEN $5::text <> 'DECIDE' THEN $5::text
+                WHEN NOT c.admission_paused
+                 AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND status = 'WAITING')
+                 AND (` + liveCountOf + `) < c.max_active THEN 'ACTIVE'
+                ELSE 'WAITING' END AS status
+    FROM concerts c WHERE c.code = $3
+), ins AS (
     INSERT INTO sessions (id, workflow_id, concert_code, user_uuid, status, notified, active_until, admitted_at, hold_window_us)
-    VALUES ($1, $2, $3, $4, $5::text, $5::text <> 'ACTIVE',
-            CASE WHEN $5::text = 'ACTIVE' THEN now() + $6 * interval '1 microsecond' END,
-            CASE WHEN $5::text = 'ACTIVE' THEN now() END, $7)
+    SELECT $1, $2, $3, $4, cfg.status, cfg.status <> 'ACTIVE',
+           CASE WHEN cfg.status = 'ACTIVE' THEN now() + $6 * interval '1 microsecond' END,
+           CASE WHEN cfg.status = 'ACTIVE' THEN now() END, $7
+    FROM cfg
     RETURNING ` + sessionColumns + `
 )
 SELECT ins.*, ` + waitingAhead8 + ` AS ahead FROM ins`
+)
+
+// join is the transaction that decides every join joinWaiting does not: a fan with a live session (answered
+// with it, or, if it is stale, ending it first), a concert sold out, and a join that may be admitted at once.
+// Only the last takes the concert's lock, and holds it for one statement and the commit.
+func (s *Store) join(ctx context.Context, p NewSession) (j Joined, err error) {
+	stmts := map[string]*sqlx.Stmt{}
+	for _, q := range []string{joinLive, joinState, lockConcert, joinInsert} {
+		if stmts[q], err = s.prepared(ctx, q); err != nil {
+			return Joined{}, err
+		}
+	}
+	const endStale = `UPDATE sessions SET status = 'EXPIRED', status_since = now() WHERE id = $1 AND status IN ('ACTIVE', 'HELD')`
+	const freeStale = `
+UPDATE seats SET status = 'AVAILABLE', session_id = NULL, reservation_id = NULL, held_until = NULL
+WHERE session_id = $1 AND status = 'HELD'`
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		stmt := func(q string) *sqlx.Stmt { return tx.StmtxContext(ctx, stmts[q]) }
 		var cur struct {
 			Session
 			Stale bool `db:"stale"`
 		}
-		switch err := tx.GetContext(ctx, &cur, live, p.ConcertCode, p.UserUUID, micros(p.StaleAfter)); {
+		switch err := stmt(joinLive).GetContext(ctx, &cur, p.ConcertCode, p.UserUUID, micros(p.StaleAfter)); {
 		case err == nil && !cur.Stale:
 			j.Session = cur.Session
 			return nil
@@ -194,7 +213,7 @@ SELECT ins.*, ` + waitingAhead8 + ` AS ahead FROM ins`
 			Waiting   bool `db:"waiting"`
 			Live      int  `db:"live"`
 		}
-		if err := tx.GetContext(ctx, &st, state, p.ConcertCode); err != nil {
+		if err := stmt(joinState).GetContext(ctx, &st, p.ConcertCode); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("%s: %w", p.ConcertCode, ErrUnknownConcert)
 			}
@@ -212,26 +231,16 @@ SELECT ins.*, ` + waitingAhead8 + ` AS ahead FROM ins`
 				MaxActive int  `db:"max_active"`
 				Paused    bool `db:"admission_paused"`
 			}
-			if err := tx.GetContext(ctx, &cfg, lockConcert, p.ConcertCode); err != nil {
+			if err := stmt(lockConcert).GetContext(ctx, &cfg, p.ConcertCode); err != nil {
 				return noRows(err, "concert "+p.ConcertCode)
 			}
-			var waiting bool
-			var live int
-			if err := tx.GetContext(ctx, &waiting, waitingExists, p.ConcertCode); err != nil {
-				return err
-			}
-			if err := tx.GetContext(ctx, &live, liveCount, p.ConcertCode); err != nil {
-				return err
-			}
-			if !cfg.Paused && !waiting && live < cfg.MaxActive {
-				status = "ACTIVE"
-			}
+			status = "DECIDE"
 		}
 		var row struct {
 			Session
 			Ahead int64 `db:"ahead"`
 		}
-		if err := tx.GetContext(ctx, &row, insert, p.SessionID, p.WorkflowID, p.ConcertCode, p.UserUUID, status,
+		if err := stmt(joinInsert).GetContext(ctx, &row, p.SessionID, p.WorkflowID, p.ConcertCode, p.UserUUID, status,
 			micros(p.AdmissionWindow), holdWindow(p), p.CountFrom); err != nil {
 			return unknownUser(err, p.UserUUID)
 		}

@@ -195,3 +195,27 @@ func TestWaitingBetweenCountsLaterArrivalsAhead(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n)
 }
+
+// A crowd joining at once never gets more than maxActive admitted at once, and the rest wait.
+func TestJoinInParallelNeverAdmitsPastMaxActive(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := newShow(t, store, 5, 100, 1_000)
+	users := newUsers(t, store, 60)
+	statuses := make([]string, len(users))
+	errs := make([]error, len(users))
+	var wg sync.WaitGroup
+	for i, u := range users {
+		wg.Go(func() {
+			j, err := store.Join(t.Context(), newSession(s.code, u))
+			statuses[i], errs[i] = j.Status, err
+		})
+	}
+	wg.Wait()
+	counts := map[string]int{}
+	for i := range users {
+		require.NoError(t, errs[i])
+		counts[statuses[i]]++
+	}
+	assert.Equal(t, map[string]int{statusActive: 5, statusWaiting: 55}, counts)
+}

@@ -48,38 +48,65 @@ var (
 )
 
 // capturedPaths is every path of a booking session and a waiting room that has admitted sessions and closed.
-// A new path gets a row here and a flow in internal/histories.
+// A new path gets a row here and a flow in internal/histories. The v1- histories are of sessions started
+// before PostgreSQL issued tokens (their workflow joined the queue itself through the join update); they stay,
+// because such sessions may still be running when the new code is deployed.
 var capturedPaths = []capturedPath{
 	{"session-paid", "BookingSession", completed, booking.StatusPaid,
+		[]string{signal(booking.SignalAdmission), update(workflows.UpdateReserve),
+			failedUpdate(workflows.UpdatePay, booking.ErrInsufficientBalance), update(workflows.UpdatePay)},
+		[]string{"Attach", "HoldSeat", "Pay"}},
+	{"session-hold-expired", "BookingSession", completed, booking.StatusExpired,
+		[]string{update(workflows.UpdateReserve)},
+		[]string{"Attach", "HoldSeat", "Release"}},
+	{"session-admission-expired", "BookingSession", completed, booking.StatusExpired,
+		nil,
+		[]string{"Attach", "Release"}},
+	{"session-sold-out-while-waiting", "BookingSession", completed, booking.StatusSoldOut,
+		[]string{signal(booking.SignalAdmission)},
+		[]string{"Attach"}},
+	{"session-seat-taken-then-held", "BookingSession", completed, booking.StatusPaid,
+		[]string{failedUpdate(workflows.UpdateReserve, booking.ErrSeatTaken), update(workflows.UpdateReserve), update(workflows.UpdatePay)},
+		[]string{"Attach", "HoldSeat", "Pay"}},
+	{"session-cancelled-while-held", "BookingSession", cancelled, "",
+		[]string{update(workflows.UpdateReserve), cancelRequest},
+		[]string{"Attach", "HoldSeat", "Release"}},
+	{"session-cancelled-while-waiting", "BookingSession", cancelled, "",
+		[]string{cancelRequest},
+		[]string{"Attach", "Release"}},
+	{"admission-sold-out", "Admission", cancelled, "",
+		[]string{signal(workflows.SignalWake), signal(workflows.SignalWake), cancelRequest},
+		[]string{"AdmitNext", "NotifyAdmissions"}},
+	{"v1-session-paid", "BookingSession", completed, booking.StatusPaid,
 		[]string{update(workflows.UpdateJoin), signal(booking.SignalAdmission), update(workflows.UpdateReserve),
 			failedUpdate(workflows.UpdatePay, booking.ErrInsufficientBalance), update(workflows.UpdatePay)},
 		[]string{"JoinQueue", "HoldSeat", "Pay"}},
-	{"session-hold-expired", "BookingSession", completed, booking.StatusExpired,
+	{"v1-session-hold-expired", "BookingSession", completed, booking.StatusExpired,
 		[]string{update(workflows.UpdateJoin), update(workflows.UpdateReserve)},
 		[]string{"HoldSeat", "Release"}},
-	{"session-admission-expired", "BookingSession", completed, booking.StatusExpired,
+	{"v1-session-admission-expired", "BookingSession", completed, booking.StatusExpired,
 		[]string{update(workflows.UpdateJoin)},
 		[]string{"JoinQueue", "Release"}},
-	{"session-sold-out-while-waiting", "BookingSession", completed, booking.StatusSoldOut,
+	{"v1-session-sold-out-while-waiting", "BookingSession", completed, booking.StatusSoldOut,
 		[]string{update(workflows.UpdateJoin), signal(booking.SignalAdmission)},
 		[]string{"JoinQueue"}},
-	{"session-sold-out-at-join", "BookingSession", completed, booking.StatusSoldOut,
+	{"v1-session-sold-out-at-join", "BookingSession", completed, booking.StatusSoldOut,
 		[]string{update(workflows.UpdateJoin)},
 		[]string{"JoinQueue"}},
-	{"session-seat-taken-then-held", "BookingSession", completed, booking.StatusPaid,
+	{"v1-session-seat-taken-then-held", "BookingSession", completed, booking.StatusPaid,
 		[]string{update(workflows.UpdateJoin), failedUpdate(workflows.UpdateReserve, booking.ErrSeatTaken),
 			update(workflows.UpdateReserve), update(workflows.UpdatePay)},
 		[]string{"HoldSeat", "Pay"}},
-	{"session-cancelled-while-held", "BookingSession", cancelled, "",
+	{"v1-session-cancelled-while-held", "BookingSession", cancelled, "",
 		[]string{update(workflows.UpdateJoin), update(workflows.UpdateReserve), cancelRequest},
 		[]string{"HoldSeat", "Release"}},
-	{"session-cancelled-while-waiting", "BookingSession", cancelled, "",
+	{"v1-session-cancelled-while-waiting", "BookingSession", cancelled, "",
 		[]string{update(workflows.UpdateJoin), cancelRequest},
 		[]string{"JoinQueue", "Release"}},
-	{"session-repeated-join", "BookingSession", completed, booking.StatusPaid,
+	{"v1-session-repeated-join", "BookingSession", completed, booking.StatusPaid,
 		[]string{update(workflows.UpdateJoin), update(workflows.UpdateJoin), update(workflows.UpdateReserve), update(workflows.UpdatePay)},
 		[]string{"HoldSeat", "Pay"}},
-	{"admission-sold-out", "Admission", completed, "",
+	{"v1-admission-sold-out", "Admission", completed, "",
 		[]string{signal(workflows.SignalWake), signal(workflows.SignalWake)},
 		[]string{"AdmitNext", "NotifyAdmissions"}},
 }
@@ -201,4 +228,47 @@ func trace(t *testing.T, h *historypb.History) (messages, activities []string) {
 		}
 	}
 	return messages, activities
+}
+
+// temporalBudget is what a path may cost Temporal at most, counted from its captured history: workflow tasks
+// completed, history events, search-attribute upserts (each one a visibility write) and timers. The counts of
+// today's histories are the budget; a change that makes a booking dearer fails here and must say why.
+type temporalBudget struct {
+	tasks, events, upserts, timers int
+}
+
+var temporalBudgets = map[string]temporalBudget{
+	// Waited, admitted by the waiting room's signal, held, one payment refused for a short balance, paid.
+	"session-paid": {tasks: 5, events: 35, upserts: 3, timers: 2},
+	// Admitted at once, one seat lost to another fan, another held, paid.
+	"session-seat-taken-then-held":    {tasks: 4, events: 30, upserts: 2, timers: 2},
+	"session-hold-expired":            {tasks: 2, events: 19, upserts: 2, timers: 2},
+	"session-admission-expired":       {tasks: 2, events: 13, upserts: 1, timers: 1},
+	"session-cancelled-while-held":    {tasks: 2, events: 21, upserts: 2, timers: 2},
+	"session-cancelled-while-waiting": {tasks: 2, events: 12, upserts: 1, timers: 0},
+	"session-sold-out-while-waiting":  {tasks: 2, events: 11, upserts: 1, timers: 0},
+}
+
+func TestCapturedHistories_StayWithinTheirTemporalBudget(t *testing.T) {
+	for file, budget := range temporalBudgets {
+		t.Run(file, func(t *testing.T) {
+			h := readHistory(t, filepath.Join(historyDir, file+".json"))
+			var got temporalBudget
+			got.events = len(h.Events)
+			for _, e := range h.Events {
+				switch e.GetEventType() {
+				case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+					got.tasks++
+				case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+					got.upserts++
+				case enumspb.EVENT_TYPE_TIMER_STARTED:
+					got.timers++
+				}
+			}
+			assert.LessOrEqual(t, got.tasks, budget.tasks, "workflow tasks")
+			assert.LessOrEqual(t, got.events, budget.events, "history events")
+			assert.LessOrEqual(t, got.upserts, budget.upserts, "search-attribute upserts")
+			assert.LessOrEqual(t, got.timers, budget.timers, "timers")
+		})
+	}
 }

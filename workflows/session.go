@@ -355,7 +355,7 @@ func (s *session) reserve(ctx workflow.Context, req ReserveRequest) (activities.
 		// The API saw the session admitted in the database; the signal is on its way.
 		admitted := func() bool { return s.status != booking.StatusWaiting }
 		var err error
-		if workflow.GetVersion(ctx, cancelStaleTimers, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		if !s.lean && workflow.GetVersion(ctx, cancelStaleTimers, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 			_, err = workflow.AwaitWithTimeout(ctx, admissionGrace, admitted)
 		} else {
 			_, err = s.awaitUntil(ctx, workflow.Now(ctx).Add(admissionGrace), "admission signal grace", admitted)
@@ -408,7 +408,9 @@ var reservationNamespace = uuid.MustParse("2f7a3c1e-5b8d-4e6f-9a0b-1c2d3e4f5a6b"
 // reservationID names the hold a reserve update asks for. It is the same on every delivery of the update,
 // so a retried hold finds its own earlier success.
 func (s *session) reservationID(ctx workflow.Context) (string, error) {
-	if workflow.GetVersion(ctx, reservationFromUpdate, workflow.DefaultVersion, 1) == 1 {
+	// Sessions on the lean path never ran the old code: they take the current behaviour without a version
+	// marker (each marker is one more visibility write).
+	if s.lean || workflow.GetVersion(ctx, reservationFromUpdate, workflow.DefaultVersion, 1) == 1 {
 		update := workflow.GetCurrentUpdateInfo(ctx)
 		return uuid.NewSHA1(reservationNamespace, []byte(s.id+"/"+update.ID)).String(), nil
 	}
@@ -420,7 +422,7 @@ func (s *session) reservationID(ctx workflow.Context) (string, error) {
 // awaitUntil waits until cond holds or the deadline passes (false), and from version cancelStaleTimers on
 // cancels its timer when cond comes first.
 func (s *session) awaitUntil(ctx workflow.Context, deadline time.Time, summary string, cond func() bool) (bool, error) {
-	if workflow.GetVersion(ctx, cancelStaleTimers, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if !s.lean && workflow.GetVersion(ctx, cancelStaleTimers, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 			Timeout: until(ctx, deadline), TimerOptions: workflow.TimerOptions{Summary: summary},
 		}, cond)

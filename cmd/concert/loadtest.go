@@ -49,6 +49,8 @@ func runLoadtest(ctx context.Context, args []string, out, progress io.Writer) er
 	fs.StringVar(&baseline.Namespace, "temporal-namespace", baseline.Namespace, "Temporal namespace for --baseline ("+envTemporalNamespace+")")
 	fs.IntVar(&baseline.Sessions, "baseline-sessions", 0, "baseline sessions to run (0: as many as --users)")
 	fs.IntVar(&baseline.Concurrency, "baseline-concurrency", 0, "baseline sessions in flight (0: the booking run's, min(--concurrency, --max-active))")
+	fs.BoolVar(&cfg.Stampede, "stampede", false, "users arrive signed up and topped up with the whole price; with --ramp 0 all ask for a token at the same instant")
+	fs.BoolVar(&cfg.EntranceBaseline, "entrance-baseline", false, "with --database-url: after the run, time as many plain inserts of a session-like row through the API's pool size, and report tokens/s against them")
 	reads := fs.Duration("reads", 0, "after the run, measure /healthz, the seat map and the date list for this long each and compare their request rates (0: skip)")
 	readClients := fs.Int("read-clients", 32, "clients of the --reads benchmark")
 	if err := fs.Parse(args); err != nil {

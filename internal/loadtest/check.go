@@ -205,3 +205,28 @@ func consistent(sold map[seatKey]bool, paid map[seatKey]int) bool {
 }
 
 func first(s []string, n int) []string { return s[:min(len(s), n)] }
+
+// entrance measures the entrance baseline on the service's database and sets the entrance ratio.
+func (r *runner) entrance(ctx context.Context, rep *Report) error {
+	store, err := db.Open(ctx, r.cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = store.Close() }()
+	pool := r.cfg.EntrancePool
+	if pool <= 0 {
+		pool = 32
+	}
+	store.SetMaxConns(pool)
+	e, err := store.EntranceBaseline(ctx, max(r.cfg.Users, 1000), pool)
+	if err != nil {
+		return err
+	}
+	e.InsertsPerSecond = round(e.InsertsPerSecond, 1)
+	e.Seconds = round(e.Seconds, 3)
+	rep.Entrance = &e
+	if e.InsertsPerSecond > 0 {
+		rep.EntranceRatio = round(rep.TokensPerSecond/e.InsertsPerSecond, 3)
+	}
+	return nil
+}

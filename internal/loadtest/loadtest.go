@@ -76,6 +76,15 @@ type Config struct {
 	HTTP *http.Client
 	// Baseline, if set, also measures the Temporal server's ceiling (see RunBaseline) after the booking run.
 	Baseline *BaselineConfig
+	// Stampede makes every user arrive signed up and topped up with the whole price (no top-up during the
+	// visit), as fans do who prepared for an on-sale. With Ramp 0 every user asks for a token at the same
+	// instant (they are all released from one barrier).
+	Stampede bool
+	// EntranceBaseline, with DatabaseURL, also measures the entrance's physical limit after the run: as many
+	// plain inserts of a session-like row as there were users, through a pool of EntrancePool connections
+	// (default 32, the API's pool), so tokens/s can be read against inserts/s.
+	EntranceBaseline bool
+	EntrancePool     int
 }
 
 // DefaultConfig returns the defaults the concert loadtest command starts from.
@@ -229,6 +238,8 @@ type runner struct {
 	users []*user
 
 	firstToken atomic.Int64 // unix nanos of the first token request
+	lastToken  atomic.Int64 // unix nanos of the last token answer
+	tokens     atomic.Int64 // tokens issued
 	lastPay    atomic.Int64 // unix nanos of the last successful payment answer
 	// exhausted is set once a user saw no available seat on any performance: the sale is over for
 	// everybody still waiting (held seats may come back when abandoned holds run out, but a run does not
@@ -263,6 +274,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer cancel()
 	if err := r.check(checkCtx, rep); err != nil {
 		return rep, fmt.Errorf("loadtest: checks: %w", err)
+	}
+	if cfg.EntranceBaseline && cfg.DatabaseURL != "" && ctx.Err() == nil {
+		if err := r.entrance(ctx, rep); err != nil {
+			return rep, fmt.Errorf("loadtest: entrance baseline: %w", err)
+		}
 	}
 	if cfg.Baseline != nil && ctx.Err() == nil {
 		bc := *cfg.Baseline
@@ -363,7 +379,11 @@ func (r *runner) createUser(ctx context.Context, u *user) error {
 		return fmt.Errorf("create user: %s", res.describe())
 	}
 	u.id = created.UUID
-	if first := r.cfg.Price / 2; first > 0 {
+	first := r.cfg.Price / 2
+	if r.cfg.Stampede {
+		first = r.cfg.Price
+	}
+	if first > 0 {
 		if res := r.topUp(ctx, u, opSetupTopUp, first); !res.ok() {
 			return fmt.Errorf("top up user %s: %s", u.id, res.describe())
 		}
@@ -373,6 +393,10 @@ func (r *runner) createUser(ctx context.Context, u *user) error {
 
 // drive lets the users arrive over the ramp, at most Concurrency of them in flight, and waits for all.
 func (r *runner) drive(ctx context.Context) {
+	if r.cfg.Ramp == 0 && r.cfg.Concurrency >= len(r.users) {
+		r.driveAtOnce(ctx)
+		return
+	}
 	sem := make(chan struct{}, r.cfg.Concurrency)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -400,6 +424,30 @@ func (r *runner) drive(ctx context.Context) {
 			r.finished.Add(1)
 		})
 	}
+	wg.Wait()
+}
+
+// driveAtOnce releases every user from one barrier, so all token requests leave at the same instant.
+func (r *runner) driveAtOnce(ctx context.Context) {
+	var ready, wg sync.WaitGroup
+	gate := make(chan struct{})
+	for _, u := range r.users {
+		ready.Add(1)
+		wg.Go(func() {
+			ready.Done()
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				r.markUnfinished([]*user{u})
+				return
+			}
+			r.started.Add(1)
+			r.visit(ctx, u)
+			r.finished.Add(1)
+		})
+	}
+	ready.Wait()
+	close(gate)
 	wg.Wait()
 }
 
@@ -481,6 +529,13 @@ func (r *runner) join(ctx context.Context, u *user) (string, bool) {
 		body: map[string]any{"UUID": u.id}}, &tok)
 	if !res.ok() || tok.Token == "" {
 		return res.describe(), false
+	}
+	r.tokens.Add(1)
+	for now := time.Now().UnixNano(); ; {
+		last := r.lastToken.Load()
+		if now <= last || r.lastToken.CompareAndSwap(last, now) {
+			break
+		}
 	}
 	u.token = tok.Token
 	u.immediate = tok.Status == statusActive
@@ -637,7 +692,7 @@ func (r *runner) seatMap(ctx context.Context, u *user, date string) ([]int, Outc
 // pay tops the balance up to the price and pays. A payment whose session has ended meanwhile (410) is
 // looked up through the session's status: a payment that went through with its answer lost shows PAID.
 func (r *runner) pay(ctx context.Context, u *user) (Outcome, string) {
-	if rest := r.cfg.Price - r.cfg.Price/2; rest > 0 {
+	if rest := r.cfg.Price - r.cfg.Price/2; rest > 0 && !r.cfg.Stampede {
 		if res := r.topUp(ctx, u, opTopUp, rest); !res.ok() {
 			return OutcomeFailed, "top up: " + res.describe()
 		}

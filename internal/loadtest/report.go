@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ticketing/concert/db"
 )
 
 // Report is what a run measured. The JSON names are the interface of `concert loadtest --json`; the README
@@ -62,6 +64,11 @@ type Report struct {
 
 	TokenP50Ms   float64 `json:"tokenP50Ms"`
 	TokenP99Ms   float64 `json:"tokenP99Ms"`
+	TokenMaxMs   float64 `json:"tokenMaxMs"`
+	// TokensIssued and TokensPerSecond: tokens answered 2xx, divided by the time from the first token
+	// request to the last token answer.
+	TokensIssued    int     `json:"tokensIssued"`
+	TokensPerSecond float64 `json:"tokensPerSecond"`
 	PollP99Ms    float64 `json:"pollP99Ms"`
 	DatesP99Ms   float64 `json:"datesP99Ms"`
 	SeatsP50Ms   float64 `json:"seatsP50Ms"`
@@ -101,6 +108,11 @@ type Report struct {
 	// --baseline.
 	BaselineSessionsPerSecond float64 `json:"baselineSessionsPerSecond,omitempty"`
 	Ratio                     float64 `json:"ratio,omitempty"`
+
+	// Entrance is the entrance baseline (Config.EntranceBaseline): plain inserts of session-like rows;
+	// EntranceRatio is tokensPerSecond / its insertsPerSecond.
+	Entrance      *db.EntranceResult `json:"entrance,omitempty"`
+	EntranceRatio float64            `json:"entranceRatio,omitempty"`
 }
 
 // Violation is one broken promise the checks found.
@@ -130,7 +142,11 @@ func (r *runner) report(setup time.Duration, start, end time.Time) *Report {
 	if s := end.Sub(start).Seconds(); s > 0 {
 		rep.RequestsPerSecond = round(float64(requests)/s, 1)
 	}
-	rep.TokenP50Ms, rep.TokenP99Ms = lat[opToken].P50Ms, lat[opToken].P99Ms
+	rep.TokenP50Ms, rep.TokenP99Ms, rep.TokenMaxMs = lat[opToken].P50Ms, lat[opToken].P99Ms, lat[opToken].MaxMs
+	rep.TokensIssued = int(r.tokens.Load())
+	if first, last := r.firstToken.Load(), r.lastToken.Load(); first > 0 && last > first {
+		rep.TokensPerSecond = round(float64(rep.TokensIssued)/time.Duration(last-first).Seconds(), 1)
+	}
 	rep.PollP99Ms, rep.DatesP99Ms = lat[opPoll].P99Ms, lat[opDates].P99Ms
 	rep.SeatsP50Ms, rep.SeatsP99Ms = lat[opSeats].P50Ms, lat[opSeats].P99Ms
 	rep.ReserveP50Ms, rep.ReserveP99Ms = lat[opReserve].P50Ms, lat[opReserve].P99Ms
@@ -203,6 +219,12 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		rep.ConcertCode, rep.Users, rep.Dates, rep.Seats/max(rep.Dates, 1), rep.MaxActive, rep.Concurrency, rep.AbandonShare, rep.RampSeconds, rep.Seed)
 	row("time", "setup %.1fs, run %.1fs, first token to last payment %.1fs", rep.SetupSeconds, rep.ElapsedSeconds, rep.BookingSeconds)
 	row("bookings/s", "%.2f", rep.BookingsPerSecond)
+	row("tokens", "%d issued, %.1f/s; p50 %.1f ms, p99 %.1f ms, max %.1f ms", rep.TokensIssued, rep.TokensPerSecond,
+		rep.TokenP50Ms, rep.TokenP99Ms, rep.TokenMaxMs)
+	if e := rep.Entrance; e != nil {
+		row("entrance", "%.0f plain inserts/s (%d through %d connections); tokens/s ratio %.3f",
+			e.InsertsPerSecond, e.Inserts, e.Workers, rep.EntranceRatio)
+	}
 	if rep.Baseline != nil {
 		row("baseline sessions/s", "%.2f (%d sessions, %d concurrent, p50 %.1f ms, p99 %.1f ms)", rep.BaselineSessionsPerSecond,
 			rep.Baseline.Sessions, rep.Baseline.Concurrency, rep.Baseline.P50Ms, rep.Baseline.P99Ms)
