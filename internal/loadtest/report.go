@@ -62,22 +62,22 @@ type Report struct {
 	Paid       int            `json:"paid"`
 	Abandoned  int            `json:"abandoned"`
 
-	TokenP50Ms   float64 `json:"tokenP50Ms"`
-	TokenP99Ms   float64 `json:"tokenP99Ms"`
-	TokenMaxMs   float64 `json:"tokenMaxMs"`
+	TokenP50Ms float64 `json:"tokenP50Ms"`
+	TokenP99Ms float64 `json:"tokenP99Ms"`
+	TokenMaxMs float64 `json:"tokenMaxMs"`
 	// TokensIssued and TokensPerSecond: tokens answered 2xx, divided by the time from the first token
 	// request to the last token answer.
 	TokensIssued    int     `json:"tokensIssued"`
 	TokensPerSecond float64 `json:"tokensPerSecond"`
-	PollP99Ms    float64 `json:"pollP99Ms"`
-	DatesP99Ms   float64 `json:"datesP99Ms"`
-	SeatsP50Ms   float64 `json:"seatsP50Ms"`
-	SeatsP99Ms   float64 `json:"seatsP99Ms"`
-	ReserveP50Ms float64 `json:"reserveP50Ms"`
-	ReserveP99Ms float64 `json:"reserveP99Ms"`
-	TopUpP99Ms   float64 `json:"topUpP99Ms"`
-	PayP50Ms     float64 `json:"payP50Ms"`
-	PayP99Ms     float64 `json:"payP99Ms"`
+	PollP99Ms       float64 `json:"pollP99Ms"`
+	DatesP99Ms      float64 `json:"datesP99Ms"`
+	SeatsP50Ms      float64 `json:"seatsP50Ms"`
+	SeatsP99Ms      float64 `json:"seatsP99Ms"`
+	ReserveP50Ms    float64 `json:"reserveP50Ms"`
+	ReserveP99Ms    float64 `json:"reserveP99Ms"`
+	TopUpP99Ms      float64 `json:"topUpP99Ms"`
+	PayP50Ms        float64 `json:"payP50Ms"`
+	PayP99Ms        float64 `json:"payP99Ms"`
 
 	AdmissionLagP50Ms   float64 `json:"admissionLagP50Ms"`
 	AdmissionLagP99Ms   float64 `json:"admissionLagP99Ms"`
