@@ -38,7 +38,8 @@ func bookingIDs(bs []map[string]any) []string {
 // very filter they type in the Temporal UI.
 func TestSearchAttributesFindSessionsByConcertAndStatus(t *testing.T) {
 	t.Parallel()
-	s := teststack.Start(t, teststack.Options{})
+	// Waiting sessions are in Temporal before their admission only when the API starts them early.
+	s := teststack.Start(t, teststack.Options{StartWaitingQueue: 100})
 	s.CreateConcert("OPS", 2, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
 	s.CreateConcert("ELSE", 3, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
 	held, active, paid, waiting, elsewhere := s.CreateUser(0), s.CreateUser(0), s.CreateUser(price), s.CreateUser(0), s.CreateUser(0)

@@ -21,7 +21,7 @@ const (
 	envHoldWindow        = "CONCERT_HOLD_WINDOW"
 	envAdmissionWindow   = "CONCERT_ADMISSION_WINDOW"
 	envAdmissionTick     = "CONCERT_ADMISSION_TICK"
-	envStartWaiting      = "CONCERT_START_WAITING" // eager workflow starts of waiting sessions: queue size (0: off), default 1000
+	envStartWaiting      = "CONCERT_START_WAITING" // eager workflow starts of waiting sessions: queue size, default 0 (off)
 	envTemporalAddress   = "TEMPORAL_ADDRESS"
 	envTemporalNamespace = "TEMPORAL_NAMESPACE"
 	envTemporalPort      = "CONCERT_TEMPORAL_PORT"
@@ -108,7 +108,7 @@ func parseConfig(cmd string, args []string, dev, serving bool) (config, error) {
 	if os.Getenv(envRateLimit) == "off" {
 		c.AddressRateLimit = api.RateLimit{}
 	}
-	if c.StartWaiting, err = envInt(envStartWaiting, 1000); err != nil {
+	if c.StartWaiting, err = envInt(envStartWaiting, 0); err != nil {
 		return c, err
 	}
 	if c.TemporalPort, err = envInt(envTemporalPort, defaultTemporalPort); err != nil {

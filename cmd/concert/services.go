@@ -101,16 +101,8 @@ func newAPI(cfg config, store *db.Store, c client.Client, log *slog.Logger, reg 
 		AdmissionWindow: cfg.AdmissionWindow, AdmissionTick: cfg.AdmissionTick, Logger: log,
 		Instrument: metrics.HTTPMiddleware(reg), Metrics: metrics.Handler(reg),
 		UserRateLimit: cfg.UserRateLimit, AddressRateLimit: cfg.AddressRateLimit,
-		StartWaitingQueue: startWaitingQueue(cfg.StartWaiting),
+		StartWaitingQueue: cfg.StartWaiting,
 	})
-}
-
-// startWaitingQueue turns CONCERT_START_WAITING (0: off) into api.Config's StartWaitingQueue (negative: off).
-func startWaitingQueue(n int) int {
-	if n <= 0 {
-		return -1
-	}
-	return n
 }
 
 // listen opens the HTTP listener early, so a taken port fails start-up with a clear message.

@@ -41,7 +41,9 @@ var outDir = filepath.Join("..", "..", "workflows", "testdata", "histories")
 // session, driven through the HTTP API against PostgreSQL and an embedded Temporal server, and one closed run
 // of a concert's waiting room. The file names are the paths workflows/replay_test.go requires.
 func TestCaptureHistories(t *testing.T) {
-	c := &capturer{t: t, s: teststack.Start(t, teststack.Options{HoldWindow: window, AdmissionWindow: window})}
+	// Waiting sessions get their workflows before admission here, so the waiting paths have histories to
+	// capture (by default they start with the admission, by Signal-with-Start).
+	c := &capturer{t: t, s: teststack.Start(t, teststack.Options{HoldWindow: window, AdmissionWindow: window, StartWaitingQueue: 100})}
 	// The paths that end when a window lapses go first, so their timers run while the others are driven.
 	c.admissionExpired()
 	c.holdExpiredAndSeatTaken()

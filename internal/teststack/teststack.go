@@ -35,7 +35,7 @@ type Options struct {
 	StuckGrace      time.Duration // default 1m
 	// UserRateLimit and AddressRateLimit are off unless set, so tests can issue tokens in bursts.
 	UserRateLimit, AddressRateLimit api.RateLimit
-	// StartWaitingQueue is api.Config's: negative leaves waiting sessions without a workflow until admitted.
+	// StartWaitingQueue is api.Config's: positive starts waiting sessions' workflows before their admission.
 	StartWaitingQueue int
 }
 
