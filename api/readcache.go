@@ -90,18 +90,23 @@ func (c *ttlCache[V]) peek(ctx context.Context, key string, load func(context.Co
 	}
 	c.mu.Unlock()
 	if start {
-		go func() {
-			_, _ = c.refresh(context.WithoutCancel(ctx), key, load)
-			c.mu.Lock()
-			delete(c.refreshing, key)
-			c.mu.Unlock()
-		}()
+		c.refreshInBackground(ctx, key, load)
 	}
 	if !usable {
 		var zero V
 		return zero, false
 	}
 	return it.value, true
+}
+
+// refreshInBackground reloads key without holding up the caller, which has marked it refreshing.
+func (c *ttlCache[V]) refreshInBackground(ctx context.Context, key string, load func(context.Context) (V, error)) {
+	go func() {
+		_, _ = c.refresh(context.WithoutCancel(ctx), key, load)
+		c.mu.Lock()
+		delete(c.refreshing, key)
+		c.mu.Unlock()
+	}()
 }
 
 // refresh loads key once for all concurrent callers and caches the result.

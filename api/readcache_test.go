@@ -50,3 +50,24 @@ func TestReadCacheServesStaleWhileOneRefreshRuns(t *testing.T) {
 	_, err = c.get(ctx, "e", func(context.Context) (int, error) { return 0, errors.New("down") })
 	assert.Error(t, err, "errors are not cached as values")
 }
+
+// TestReadCachePeekNeverWaits proves what the token path relies on: peek answers at once, with nothing when
+// no value is cached (starting one background load for later callers, however many peek meanwhile), and with
+// the cached value afterwards.
+func TestReadCachePeekNeverWaits(t *testing.T) {
+	c := newTTLCache[int](time.Minute)
+	var loads atomic.Int32
+	release := make(chan struct{})
+	load := func(context.Context) (int, error) {
+		<-release
+		return int(loads.Add(1)), nil
+	}
+	ctx := context.Background()
+	for range 10 {
+		_, ok := c.peek(ctx, "k", load)
+		assert.False(t, ok, "nothing cached yet, and peek does not wait for the load")
+	}
+	close(release)
+	require.Eventually(t, func() bool { v, ok := c.peek(ctx, "k", load); return ok && v == 1 }, time.Second, 5*time.Millisecond)
+	assert.EqualValues(t, 1, loads.Load(), "one background load for every peek")
+}
