@@ -103,3 +103,19 @@ func TestSupportCancelsAWaitingSessionThatHasNoWorkflowYet(t *testing.T) {
 	require.Len(t, trail, 1)
 	assert.Equal(t, "agent-2", trail[0].Actor)
 }
+
+// A reserve of a seat another fan holds is answered from PostgreSQL: it needs no workflow task, so it is
+// answered even with every worker stopped.
+func TestSeatTakenIsAnsweredWithoutTheWorkflow(t *testing.T) {
+	t.Parallel()
+	s := teststack.Start(t, teststack.Options{})
+	s.CreateConcert("RACE", 5, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
+	first, second := s.CreateUser(0), s.CreateUser(0)
+	a, b := s.Token("RACE", first), s.Token("RACE", second)
+	require.Equal(t, "ACTIVE", b.Str("status"))
+	require.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/RACE", a.Str("token"), reserveBody(first, eve, 1)).Status)
+	s.StopWorker()
+	r := s.Do(http.MethodPatch, "/api/v1/concerts/RACE", b.Str("token"), reserveBody(second, eve, 1))
+	assert.Equal(t, http.StatusConflict, r.Status, string(r.Raw))
+	assert.Equal(t, "/problems/seat-taken", r.ProblemType())
+}

@@ -211,6 +211,20 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, invalid("seatNumber must be a positive integer"))
 			return
 		}
+		// A seat another fan holds or bought is answered from PostgreSQL, without a workflow update: in an
+		// on-sale most reserve attempts lose such a race, and each would cost Temporal a workflow task. (A
+		// session that holds a seat already is left to its workflow, which says so.)
+		if booking.Status(s.Status) == booking.StatusActive {
+			taken, err := h.store.SeatTakenByOther(r.Context(), s.ConcertCode, date, int(seat), s.ID)
+			if err != nil {
+				writeProblem(w, r, h.storeProblem(r.Context(), err, "", ""))
+				return
+			}
+			if taken {
+				writeProblem(w, r, problem(http.StatusConflict, "seat-taken", "the seat is held or sold"))
+				return
+			}
+		}
 		h.readSessions.forget(s.ID) // the hold changes the session: its next read sees it
 		out, err := h.door.Reserve(r.Context(), sessionRef(s.Session), updateID, workflows.ReserveRequest{
 			UserUUID: s.UserUUID, ConcertDate: date, SeatNumber: int(seat),

@@ -276,3 +276,22 @@ WHERE id = $1 AND status IN ('WAITING', 'ACTIVE', 'HELD')`
 	}
 	return nil
 }
+
+// SeatTakenByOther reports whether the seat is sold, or held within its window by another session: a hold
+// asked for it now would fail. It is a read, for answering a lost race without asking the session's workflow;
+// HoldSeat's conditional UPDATE still decides every hold. A seat that does not exist is not taken.
+func (s *Store) SeatTakenByOther(ctx context.Context, code string, date time.Time, seat int, sessionID string) (bool, error) {
+	const q = `
+SELECT EXISTS (SELECT 1 FROM seats
+               WHERE concert_code = $1 AND concert_date = $2 AND seat_number = $3
+                 AND (status = 'SOLD' OR (status = 'HELD' AND held_until > now() AND session_id <> $4)))`
+	stmt, err := s.prepared(ctx, q)
+	if err != nil {
+		return false, err
+	}
+	var taken bool
+	if err := stmt.GetContext(ctx, &taken, code, date, seat, sessionID); err != nil {
+		return false, fmt.Errorf("seat %d of %s: %w", seat, code, err)
+	}
+	return taken, nil
+}

@@ -242,3 +242,24 @@ func TestHoldSeatRaceOfHundredSessionsHasExactlyOneWinner(t *testing.T) {
 	assert.Equal(t, 1, count(t, store, `SELECT count(*) FROM sessions WHERE status = 'HELD'`))
 	assert.Equal(t, racers-1, count(t, store, `SELECT count(*) FROM sessions WHERE status = 'ACTIVE'`), "losers stay admitted")
 }
+
+func TestSeatTakenByOtherSeesSalesAndLiveHoldsOfOthersOnly(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := newShow(t, store, 5, 3, 1_000)
+	users := newUsers(t, store, 2)
+	mine, other := admitted(t, store, s.code, users[0]), admitted(t, store, s.code, users[1])
+	hold(t, store, s, other.ID, 1)
+	hold(t, store, s, mine.ID, 2)
+	taken := func(seat int) bool {
+		ok, err := store.SeatTakenByOther(t.Context(), s.code, s.date, seat, mine.ID)
+		require.NoError(t, err)
+		return ok
+	}
+	assert.True(t, taken(1), "held by another session")
+	assert.False(t, taken(2), "held by this session")
+	assert.False(t, taken(3), "available")
+	assert.False(t, taken(99), "no such seat: left to the hold to say so")
+	lapseHold(t, store, other.ID)
+	assert.False(t, taken(1), "a lapsed hold can be taken")
+}

@@ -65,8 +65,9 @@ var capturedPaths = []capturedPath{
 	{"session-sold-out-while-waiting", "BookingSession", completed, booking.StatusSoldOut,
 		[]string{signal(booking.SignalAdmission)},
 		[]string{"Attach"}},
+	// The lost race for a held seat is answered by the API from PostgreSQL and never reaches the workflow.
 	{"session-seat-taken-then-held", "BookingSession", completed, booking.StatusPaid,
-		[]string{failedUpdate(workflows.UpdateReserve, booking.ErrSeatTaken), update(workflows.UpdateReserve), update(workflows.UpdatePay)},
+		[]string{update(workflows.UpdateReserve), update(workflows.UpdatePay)},
 		[]string{"Attach", "HoldSeat", "Pay"}},
 	{"session-cancelled-while-held", "BookingSession", cancelled, "",
 		[]string{update(workflows.UpdateReserve), cancelRequest},
@@ -240,11 +241,14 @@ type temporalBudget struct {
 var temporalBudgets = map[string]temporalBudget{
 	// Waited, admitted by the waiting room's signal, held, one payment refused for a short balance, paid.
 	"session-paid": {tasks: 5, events: 35, upserts: 3, timers: 2},
-	// Admitted at once, one seat lost to another fan, another held, paid.
-	"session-seat-taken-then-held":    {tasks: 4, events: 30, upserts: 2, timers: 2},
-	"session-hold-expired":            {tasks: 2, events: 19, upserts: 2, timers: 2},
+	// Admitted at once, one seat lost to another fan (answered by the API), another held, paid: one task to
+	// attach, one per update.
+	"session-seat-taken-then-held": {tasks: 3, events: 25, upserts: 2, timers: 2},
+	// A hold's first task attaches and holds when the reserve's Update-with-Start started the workflow; they
+	// are two tasks when the API's starter came first. The budget allows the second.
+	"session-hold-expired":            {tasks: 3, events: 22, upserts: 2, timers: 2},
 	"session-admission-expired":       {tasks: 2, events: 13, upserts: 1, timers: 1},
-	"session-cancelled-while-held":    {tasks: 2, events: 21, upserts: 2, timers: 2},
+	"session-cancelled-while-held":    {tasks: 3, events: 24, upserts: 2, timers: 2},
 	"session-cancelled-while-waiting": {tasks: 2, events: 12, upserts: 1, timers: 0},
 	"session-sold-out-while-waiting":  {tasks: 2, events: 11, upserts: 1, timers: 0},
 }
