@@ -196,11 +196,16 @@ FROM concerts WHERE code = $1`
 	return sess, created, nil
 }
 
-// GetSession returns a session by ID (its workflow run ID); ErrNotFound if unknown.
+// GetSession returns a session by ID; ErrNotFound if unknown.
+// Every authenticated request and every position poll reads its session here, so the statement is prepared.
 func (s *Store) GetSession(ctx context.Context, id string) (Session, error) {
 	const q = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
+	stmt, err := s.prepared(ctx, q)
+	if err != nil {
+		return Session{}, err
+	}
 	var sess Session
-	if err := s.db.GetContext(ctx, &sess, q, id); err != nil {
+	if err := stmt.GetContext(ctx, &sess, id); err != nil {
 		return Session{}, noRows(err, "session "+id)
 	}
 	return sess, nil

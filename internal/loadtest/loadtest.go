@@ -584,8 +584,15 @@ func (r *runner) wait(ctx context.Context, u *user) string {
 // when it loses a race. It returns an outcome only when the visit ends here.
 func (r *runner) hold(ctx context.Context, u *user) (Outcome, string) {
 	const maxMaps, maxAttempts = 5, 100
+	// mapRefresh is how long a user looks at a map whose seats were all gone before reading it again: the
+	// service's seat maps and date lists are up to a second old (a lost race is answered at once, so without
+	// a pause a user would read the same stale map five times within it).
+	const mapRefresh = 400 * time.Millisecond
 	attempts := 0
-	for range maxMaps {
+	for m := range maxMaps {
+		if m > 0 && !sleep(ctx, mapRefresh) {
+			return OutcomeUnfinished, "stopped"
+		}
 		date, outcome, detail := r.pickDate(ctx, u)
 		if outcome != "" {
 			return outcome, detail
