@@ -91,7 +91,7 @@ func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
 	}); err != nil {
 		logFrom(ctx, h.log).Error("Could not audit an admission change", "concertCode", code, "error", err)
 	}
-	if err := h.wakeAdmission(r.Context(), code); err != nil {
+	if err := h.door.WakeAdmission(r.Context(), code); err != nil {
 		logFrom(ctx, h.log).Warn("Could not wake the waiting room", "concertCode", code, "error", err)
 	}
 	logFrom(ctx, h.log).Info("Admission changed", "concertCode", code, "paused", c.AdmissionPaused, "maxActive", c.MaxActive)

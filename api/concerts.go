@@ -119,7 +119,7 @@ func (h *Handler) createConcert(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
 		return
 	}
-	if err := h.wakeAdmission(r.Context(), c.Code); err != nil {
+	if err := h.door.WakeAdmission(r.Context(), c.Code); err != nil {
 		// The first waiting session starts it too; the concert exists either way.
 		logFrom(ctx, h.log).Warn("Could not start the waiting room", "concertCode", c.Code, "error", err)
 	}

@@ -152,11 +152,6 @@ func (h *Handler) wakeAdmissionAsync(ctx context.Context, code string) {
 	}()
 }
 
-// wakeAdmission signals the concert's admission workflow, starting it if it is not running.
-func (h *Handler) wakeAdmission(ctx context.Context, code string) error {
-	return h.door.WakeAdmission(ctx, code)
-}
-
 // tokenStatus answers a waiting client's poll from the database, without asking Temporal.
 func (h *Handler) tokenStatus(w http.ResponseWriter, r *http.Request) {
 	s, p := h.session(r, sessionCheck{allowWaiting: true, allowEnded: true})
@@ -225,11 +220,10 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		h.readSessions.forget(s.ID) // the hold changes the session: its next read sees it
 		out, err := h.door.Reserve(r.Context(), sessionRef(s.Session), updateID, workflows.ReserveRequest{
 			UserUUID: s.UserUUID, ConcertDate: date, SeatNumber: int(seat),
 		})
-		h.readSessions.forget(s.ID)
+		h.readSessions.forget(s.ID) // the hold changed the session: this process's next read of it sees that
 		if err != nil {
 			writeProblem(w, r, h.workflowProblem(r.Context(), err))
 			return

@@ -107,7 +107,7 @@ func inputOf(ref SessionRef) SessionInput {
 // for the workflow to run.
 func (d *Door) StartSession(ctx context.Context, ref SessionRef) error {
 	_, err := d.c.ExecuteWorkflow(ctx, d.startOptions(ref), BookingSession, inputOf(ref))
-	if ended(err) {
+	if SessionGone(err) {
 		return nil
 	}
 	return err
@@ -165,7 +165,7 @@ func (d *Door) NotifySession(ctx context.Context, sessionID, workflowID, concert
 		_, err = d.c.SignalWithStartWorkflow(ctx, workflowID, booking.SignalAdmission, notice, d.startOptions(ref),
 			BookingSession, inputOf(ref))
 	}
-	if ended(err) {
+	if SessionGone(err) {
 		return nil
 	}
 	return err
@@ -182,14 +182,11 @@ func (d *Door) WakeAdmission(ctx context.Context, concertCode string) error {
 	return err
 }
 
-// ended reports whether err says the workflow addressed has closed (or, for a start, exists already).
-func ended(err error) bool {
+// SessionGone reports whether err, from a call through the door, says the workflow addressed has closed
+// (or, for a start, exists already): the session can do nothing more, and the API answers 410.
+func SessionGone(err error) bool {
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	var notFound *serviceerror.NotFound
 	return err != nil && (errors.As(err, &started) || errors.As(err, &notFound) ||
 		temporal.IsWorkflowExecutionAlreadyStartedError(err))
 }
-
-// SessionGone reports whether the error of a call through the door means the session's workflow has ended,
-// so the session can do nothing more (the API answers 410).
-func SessionGone(err error) bool { return ended(err) }
