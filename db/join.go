@@ -60,7 +60,10 @@ func (s *Store) Join(ctx context.Context, p NewSession) (Joined, error) {
 	for attempt := 0; ; attempt++ {
 		j, ok, err := s.joinWaiting(ctx, p)
 		if err == nil && !ok {
-			j, err = s.join(ctx, p)
+			j, ok, err = s.join(ctx, p)
+			if err == nil && !ok {
+				j, err = s.joinAtOnce(ctx, p, j.MaxActive)
+			}
 		}
 		// Two token requests of one fan raced and the other inserted first: the next attempt finds its row.
 		if isUniqueViolation(err, oneLivePerUser) && attempt < 3 {
@@ -173,12 +176,14 @@ SELECT ins.*, ` + waitingAhead8 + ` AS ahead FROM ins`
 
 // join is the transaction that decides every join joinWaiting does not: a fan with a live session (answered
 // with it, or, if it is stale, ending it first), a concert sold out, and a join that may be admitted at once.
-// Only the last takes the concert's lock, and holds it for one statement and the commit.
-func (s *Store) join(ctx context.Context, p NewSession) (j Joined, err error) {
+// The last it leaves to joinAtOnce (ok false, j.MaxActive set), unless it ended a stale session, which
+// must commit together with the new one: then it takes the concert's lock itself, for one statement and the
+// commit.
+func (s *Store) join(ctx context.Context, p NewSession) (j Joined, ok bool, err error) {
 	stmts := map[string]*sqlx.Stmt{}
 	for _, q := range []string{joinLive, joinState, lockConcert, joinInsert} {
 		if stmts[q], err = s.prepared(ctx, q); err != nil {
-			return Joined{}, err
+			return Joined{}, false, err
 		}
 	}
 	const endStale = `UPDATE sessions SET status = 'EXPIRED', status_since = now() WHERE id = $1 AND status IN ('ACTIVE', 'HELD')`
@@ -191,11 +196,13 @@ WHERE session_id = $1 AND status = 'HELD'`
 			Session
 			Stale bool `db:"stale"`
 		}
+		ended := false
 		switch err := stmt(joinLive).GetContext(ctx, &cur, p.ConcertCode, p.UserUUID, micros(p.StaleAfter)); {
 		case err == nil && !cur.Stale:
-			j.Session = cur.Session
+			j.Session, ok = cur.Session, true
 			return nil
 		case err == nil:
+			ended = true
 			// Its window ended long ago and nothing ended it: no workflow looks after it any more.
 			if _, err := tx.ExecContext(ctx, freeStale, cur.ID); err != nil {
 				return err
@@ -224,6 +231,9 @@ WHERE session_id = $1 AND status = 'HELD'`
 		case st.SoldOut:
 			status = "SOLD_OUT"
 		case st.Paused || st.Waiting || st.Live >= st.MaxActive:
+		case !ended:
+			j.MaxActive = int64(st.MaxActive)
+			return nil // joinAtOnce decides, outside this transaction
 		default:
 			// A slot may be free and nobody waits: decide under the concert's lock, so that concurrent joins
 			// and admission steps cannot admit past maxActive or out of order.
@@ -244,10 +254,45 @@ WHERE session_id = $1 AND status = 'HELD'`
 			micros(p.AdmissionWindow), holdWindow(p), p.CountFrom); err != nil {
 			return unknownUser(err, p.UserUUID)
 		}
-		j = Joined{Session: row.Session, Created: true, Ahead: row.Ahead, MaxActive: int64(st.MaxActive)}
+		j, ok = Joined{Session: row.Session, Created: true, Ahead: row.Ahead, MaxActive: int64(st.MaxActive)}, true
 		return nil
 	})
-	return j, err
+	return j, ok, err
+}
+
+// joinAtOnce inserts a session that may be admitted at once, deciding under the concert's lock (the
+// function join_at_once of migration 0006). In a stampede every arrival of the first moments comes here
+// until the slots are full, so the lock is held for the server's own work only: one round trip, and a
+// commit that does not wait for the WAL flush. The session is made durable before Join returns by a second,
+// ordinary transaction that writes: its commit flushes the WAL past the first one's commit record. The
+// flushes of many joins are then shared (group commit) instead of queued behind the lock one by one.
+func (s *Store) joinAtOnce(ctx context.Context, p NewSession, maxActive int64) (Joined, error) {
+	const q = `SELECT ` + sessionColumns + `, ahead FROM join_at_once($1, $2, $3, $4, $5, $6, $7)`
+	const durable = `UPDATE sessions SET status_since = status_since WHERE id = $1`
+	var row struct {
+		Session
+		Ahead int64 `db:"ahead"`
+	}
+	stmt, err := s.prepared(ctx, q)
+	if err != nil {
+		return Joined{}, err
+	}
+	err = stmt.GetContext(ctx, &row, p.SessionID, p.WorkflowID, p.ConcertCode, p.UserUUID, micros(p.AdmissionWindow),
+		holdWindow(p), p.CountFrom)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Joined{}, fmt.Errorf("%s: %w", p.ConcertCode, ErrUnknownConcert)
+	case err != nil:
+		return Joined{}, unknownUser(err, p.UserUUID)
+	}
+	flush, err := s.prepared(ctx, durable)
+	if err != nil {
+		return Joined{}, err
+	}
+	if _, err := flush.ExecContext(ctx, row.ID); err != nil {
+		return Joined{}, fmt.Errorf("make session %s durable: %w", row.ID, err)
+	}
+	return Joined{Session: row.Session, Created: true, Ahead: row.Ahead, MaxActive: maxActive}, nil
 }
 
 // Attachment is a session as its workflow finds it when it starts: the row, the hold window the fan joined
