@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/ticketing/concert/booking"
@@ -32,6 +33,9 @@ type Activities struct {
 // workflows.Door implements it.
 type SessionNotifier interface {
 	NotifySession(ctx context.Context, sessionID, workflowID, concertCode, userUUID string, notice booking.AdmissionNotice) error
+	// NudgeAdmission asks the concert's running waiting room to take a step now; a waiting room that is not
+	// running is not an error.
+	NudgeAdmission(ctx context.Context, concertCode string) error
 }
 
 // Attachment is a session as its workflow finds it when it starts.
@@ -145,6 +149,7 @@ func (a *Activities) Pay(ctx context.Context, sessionID string) (Payment, error)
 	if err != nil {
 		return Payment{}, classify(err)
 	}
+	a.slotFreed(ctx, sessionID)
 	return Payment{
 		PaymentID: p.PaymentID, ReservationID: p.ReservationID, ConcertDate: p.Date,
 		SeatNumber: p.SeatNumber, Amount: p.Amount, Balance: p.Balance,
@@ -171,7 +176,38 @@ func (a *Activities) Release(ctx context.Context, in ReleaseInput) (booking.Stat
 	if err != nil {
 		return "", classify(err)
 	}
+	// A window that ran out freed its slot at its deadline, and the waiting room sleeps until then; any
+	// other end came early and frees the slot now.
+	if in.Status != booking.StatusExpired {
+		a.slotFreed(ctx, in.SessionID)
+	}
 	return booking.Status(s.Status), nil
+}
+
+// nudgeTimeout bounds a nudge of the waiting room, which is sent after the activity has returned.
+const nudgeTimeout = 10 * time.Second
+
+// slotFreed tells the waiting room of the session's concert, if anyone waits there, that a slot came free
+// before its window ended. The signal goes out without holding up the activity (a payment's answer does not
+// wait for it), and it is best effort: a nudge that is lost costs the next fan the time until the waiting
+// room's next own step (at the latest a minute, see workflows.Admission), never a place in line.
+func (a *Activities) slotFreed(ctx context.Context, sessionID string) {
+	log := activity.GetLogger(ctx)
+	code, waiting, err := a.Store.WaitersOf(ctx, sessionID)
+	if err != nil {
+		log.Warn("Could not nudge the waiting room", "sessionId", sessionID, "error", err)
+		return
+	}
+	if !waiting {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), nudgeTimeout)
+	go func() {
+		defer cancel()
+		if err := a.Sessions.NudgeAdmission(ctx, code); err != nil {
+			log.Warn("Could not nudge the waiting room", "concertCode", code, "error", err)
+		}
+	}()
 }
 
 // AdmitInput names the concert whose waiting room takes a step.
@@ -198,6 +234,10 @@ type AdmitResult struct {
 	MaxActive int
 	Paused    bool
 	SoldOut   bool
+	// NextFree and Untold tell the waiting room how long it may sleep when every slot is taken (see
+	// db.AdmitResult). Steps recorded before they existed decode them as zero.
+	NextFree time.Time `json:",omitzero"`
+	Untold   int       `json:",omitempty"`
 }
 
 // AdmitNext admits waiting sessions into free slots in FIFO order (or ends them SOLD_OUT) and returns the
@@ -209,6 +249,7 @@ func (a *Activities) AdmitNext(ctx context.Context, in AdmitInput) (AdmitResult,
 	}
 	out := AdmitResult{
 		Admitted: r.Admitted, Waiting: r.Waiting, Live: r.Live, MaxActive: r.MaxActive, Paused: r.Paused, SoldOut: r.SoldOut,
+		NextFree: r.NextFree, Untold: r.Untold,
 	}
 	for _, n := range r.Notify {
 		out.Notify = append(out.Notify, Admission{

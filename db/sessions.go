@@ -72,7 +72,16 @@ type AdmitResult struct {
 	MaxActive int
 	Paused    bool
 	SoldOut   bool
+	// NextFree is when the first live session's window ends, freeing its slot even if nothing ends the
+	// session (zero when none is live). Untold counts sessions admitted or ended SOLD_OUT less than
+	// untoldGrace ago whose workflows have not confirmed the notice: a later step must look at them again.
+	NextFree time.Time
+	Untold   int
 }
+
+// untoldGrace is how long a notice may stay unconfirmed before a waiting-room step sends it again: the
+// time the API that admitted a fan at its join has to start the fan's workflow.
+const untoldGrace = "3 seconds"
 
 const sessionColumns = `id, workflow_id, concert_code, user_uuid, seq, status, active_until, held_until, status_since`
 
@@ -339,9 +348,16 @@ WHERE id IN (SELECT id FROM sessions WHERE concert_code = $1 AND status = 'WAITI
 	const notify = `
 SELECT id, workflow_id, concert_code, user_uuid, status, active_until FROM sessions
 WHERE concert_code = $1 AND NOT notified
-  AND (status_since = now() OR status_since < now() - interval '3 seconds')
+  AND (status_since = now() OR status_since < now() - interval '` + untoldGrace + `')
 ORDER BY seq LIMIT 2000`
-	const waiting = `SELECT count(*) FROM sessions WHERE concert_code = $1 AND status = 'WAITING'`
+	// What the waiting room needs to know to sleep until something changes.
+	const after = `
+SELECT (SELECT count(*) FROM sessions WHERE concert_code = $1 AND status = 'WAITING') AS waiting,
+       (SELECT min(CASE WHEN status = 'ACTIVE' THEN active_until ELSE held_until END) FROM sessions
+        WHERE concert_code = $1 AND status IN ('ACTIVE', 'HELD')
+          AND ((status = 'ACTIVE' AND active_until > now()) OR (status = 'HELD' AND held_until > now()))) AS next_free,
+       (SELECT count(*) FROM sessions WHERE concert_code = $1 AND NOT notified
+          AND status_since <> now() AND status_since >= now() - interval '` + untoldGrace + `') AS untold`
 	var res AdmitResult
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var cfg struct {
@@ -380,7 +396,16 @@ ORDER BY seq LIMIT 2000`
 		if err := tx.SelectContext(ctx, &res.Notify, notify, code); err != nil {
 			return err
 		}
-		return tx.GetContext(ctx, &res.Waiting, waiting, code)
+		var rest struct {
+			Waiting  int          `db:"waiting"`
+			NextFree sql.NullTime `db:"next_free"`
+			Untold   int          `db:"untold"`
+		}
+		if err := tx.GetContext(ctx, &rest, after, code); err != nil {
+			return err
+		}
+		res.Waiting, res.NextFree, res.Untold = rest.Waiting, rest.NextFree.Time, rest.Untold
+		return nil
 	})
 	if err != nil {
 		return AdmitResult{}, fmt.Errorf("admit next of %s: %w", code, err)
@@ -395,4 +420,24 @@ func (s *Store) MarkNotified(ctx context.Context, ids []string) error {
 		return fmt.Errorf("mark notified: %w", err)
 	}
 	return nil
+}
+
+// WaitersOf returns the concert of a session and whether anyone waits in that concert's waiting room: when
+// a session ends before its window does, its slot goes to the next fan only if the waiting room is told.
+func (s *Store) WaitersOf(ctx context.Context, sessionID string) (code string, waiting bool, err error) {
+	const q = `
+SELECT s.concert_code, EXISTS (SELECT 1 FROM sessions w WHERE w.concert_code = s.concert_code AND w.status = 'WAITING') AS waiting
+FROM sessions s WHERE s.id = $1`
+	stmt, err := s.prepared(ctx, q)
+	if err != nil {
+		return "", false, err
+	}
+	var row struct {
+		Code    string `db:"concert_code"`
+		Waiting bool   `db:"waiting"`
+	}
+	if err := stmt.GetContext(ctx, &row, sessionID); err != nil {
+		return "", false, noRows(err, "session "+sessionID)
+	}
+	return row.Code, row.Waiting, nil
 }

@@ -265,6 +265,8 @@ func TestAdmitNextAdmitsInFIFOOrderAndReportsUntilNotified(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, res.Admitted, "no slot is free")
 	assert.Empty(t, res.Notify, "an admission a moment old is left to the notification under way")
+	assert.Equal(t, 2, res.Untold, "but a later step must look at it again")
+	assert.WithinDuration(t, time.Now().Add(window), res.NextFree, clockSkew, "the first slot frees when its window ends")
 
 	exec(t, store, `UPDATE sessions SET status_since = status_since - interval '4 seconds' WHERE id = ANY($1)`,
 		pq.Array([]string{queue[0].ID, queue[1].ID}))
@@ -276,6 +278,7 @@ func TestAdmitNextAdmitsInFIFOOrderAndReportsUntilNotified(t *testing.T) {
 	res, err = store.AdmitNext(t.Context(), s.code, window)
 	require.NoError(t, err)
 	assert.Empty(t, res.Notify)
+	assert.Zero(t, res.Untold)
 
 	lapseAdmission(t, store, queue[1].ID) // its window passed: the slot is free before its workflow notices
 	res, err = store.AdmitNext(t.Context(), s.code, window)
@@ -391,4 +394,25 @@ func TestAdmitNextNeverAdmitsPastMaxActiveUnderConcurrency(t *testing.T) {
 	// The admitted ones are the first five in queue order.
 	assert.Equal(t, maxActive, count(t, store, `
 		SELECT count(*) FROM (SELECT status FROM sessions ORDER BY seq LIMIT $1) first WHERE status = 'ACTIVE'`, maxActive))
+}
+
+func TestWaitersOfSaysWhetherAnyoneWaitsForTheSessionsConcert(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := newShow(t, store, 1, 3, 1_000)
+	users := newUsers(t, store, 2)
+	occupant := admitted(t, store, s.code, users[0])
+
+	code, waiting, err := store.WaitersOf(t.Context(), occupant.ID)
+	require.NoError(t, err)
+	assert.Equal(t, s.code, code)
+	assert.False(t, waiting, "nobody waits yet")
+
+	join(t, store, s.code, users[1])
+	_, waiting, err = store.WaitersOf(t.Context(), occupant.ID)
+	require.NoError(t, err)
+	assert.True(t, waiting)
+
+	_, _, err = store.WaitersOf(t.Context(), uuid.NewString())
+	assert.ErrorIs(t, err, db.ErrNotFound)
 }

@@ -14,6 +14,14 @@ import (
 // soldOutKeepsWatch is the change ID of the waiting room staying open after the sell-out.
 const soldOutKeepsWatch = "sold-out-keeps-watch"
 
+// sleepsWhileFull is the change ID of the waiting room that, with every slot taken, sleeps until a slot
+// frees (the first live window ends, or a session that ends early nudges it) instead of stepping every Tick.
+const sleepsWhileFull = "sleeps-while-full"
+
+// slotMargin is how long after the first live window ends the waiting room steps, so that the database,
+// whose clock decides, sees the window ended.
+const slotMargin = 250 * time.Millisecond
+
 const (
 	// admissionStepsPerRun bounds one run's history (each step is a handful of events); the waiting room
 	// then continues as new with the same input.
@@ -25,8 +33,10 @@ const (
 
 // Admission runs the waiting room of one concert. Each step is one database transaction that admits waiting
 // sessions in FIFO order into the free slots of maxActive (or, once every seat is sold, ends them SOLD_OUT),
-// followed by the signals that wake exactly those sessions. It steps every Tick while sessions wait, sleeps
-// while nobody does, and is woken by SignalWake when a first session starts waiting or the settings change.
+// followed by the signals that wake exactly those sessions. It steps when something can have changed: woken
+// by SignalWake when a first session starts waiting, the settings change or a session ends early, and by its
+// own timer when the first live window ends. While nobody waits it sleeps; while every slot is taken it costs
+// nothing until one frees.
 // Once the concert is sold out it steps only every idle minute, to end late joiners SOLD_OUT.
 func Admission(ctx workflow.Context, in AdmissionInput) error {
 	if in.Tick <= 0 || in.AdmissionWindow <= 0 {
@@ -71,6 +81,9 @@ func Admission(ctx workflow.Context, in AdmissionInput) error {
 			continue // a full batch went in and there is room for more
 		case res.Waiting > 0 && !res.Paused:
 			sleep = in.Tick
+			if workflow.GetVersion(ctx, sleepsWhileFull, workflow.DefaultVersion, 1) == 1 {
+				sleep = untilSlotFrees(workflow.Now(ctx), res, in.Tick)
+			}
 		default:
 			sleep = admissionIdle
 		}
@@ -85,6 +98,21 @@ func Admission(ctx workflow.Context, in AdmissionInput) error {
 	}
 	drain(wake) // wakes carry no data; the next run steps at once anyway
 	return workflow.NewContinueAsNewError(ctx, Admission, in)
+}
+
+// untilSlotFrees is how long a waiting room with people waiting sleeps. With every slot taken nothing can
+// change until a slot frees: the first live window ends at res.NextFree, and a session that ends earlier (paid,
+// cancelled, released) nudges the waiting room. It steps again after tick when a notice is still unconfirmed
+// (it is sent again after db's grace) or a slot is free (which a step that admitted nobody should not leave).
+// With no live session and no slot (maxActive 0) only a settings change, which wakes it, can let anyone in.
+func untilSlotFrees(now time.Time, res activities.AdmitResult, tick time.Duration) time.Duration {
+	switch {
+	case res.Untold > 0 || res.Live < res.MaxActive:
+		return tick
+	case res.NextFree.IsZero():
+		return admissionIdle
+	}
+	return max(tick, min(res.NextFree.Sub(now)+slotMargin, admissionIdle))
 }
 
 // drain discards pending signals on c without blocking.

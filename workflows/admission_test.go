@@ -111,8 +111,9 @@ func TestAdmission_FullBatchWithRoomLeft_StepsAgainAtOnce(t *testing.T) {
 	assert.Empty(t, h.timers, "no sleep between the batches")
 }
 
-func TestAdmission_WaitersWithoutFreeSlot_StepsAgainAfterTick(t *testing.T) {
+func TestAdmission_WaitersWithoutFreeSlot_StepsAgainAfterTick_InTheFirstVersion(t *testing.T) {
 	h := newAdmissionHarness(t)
+	h.env.OnGetVersion(sleepsWhileFull, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5})
 	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5})
 	h.expectStep(activities.AdmitResult{SoldOut: true})
@@ -122,6 +123,73 @@ func TestAdmission_WaitersWithoutFreeSlot_StepsAgainAfterTick(t *testing.T) {
 
 	h.admissionEnded()
 	assert.Equal(t, []time.Duration{0, testTick, 2 * testTick}, h.stepTimes())
+}
+
+func TestAdmission_EverySlotTaken_SleepsUntilTheFirstWindowEnds(t *testing.T) {
+	h := newAdmissionHarness(t)
+	nextFree := t0.Add(40 * time.Second)
+	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5, NextFree: nextFree})
+	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []time.Duration{0, 40*time.Second + slotMargin}, h.stepTimes(),
+		"no step while every slot is taken, one just after the first window ends")
+}
+
+func TestAdmission_EverySlotTakenForLong_StepsAtLeastEveryIdleMinute(t *testing.T) {
+	h := newAdmissionHarness(t)
+	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5, NextFree: t0.Add(10 * time.Minute)})
+	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []time.Duration{0, admissionIdle}, h.stepTimes(), "a lost nudge costs a minute at most")
+}
+
+func TestAdmission_EverySlotTaken_SessionEndingEarlyWakesIt(t *testing.T) {
+	h := newAdmissionHarness(t)
+	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5, NextFree: t0.Add(10 * time.Minute)})
+	batch := []activities.Admission{admitted(0)}
+	h.expectStep(activities.AdmitResult{Notify: batch, Admitted: 1, Waiting: 3, Live: 5, MaxActive: 5, NextFree: t0.Add(9 * time.Minute)})
+	h.expectNotify(batch)
+	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.forbidOthers()
+	h.signal(30*time.Second, SignalWake, nil) // a payment freed a slot
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	// The idle minute bounds every sleep, so the third step comes a minute after the second.
+	assert.Equal(t, []time.Duration{0, 30 * time.Second, 30*time.Second + admissionIdle}, h.stepTimes())
+}
+
+func TestAdmission_EverySlotTakenWithAnUnconfirmedNotice_StepsAgainAfterTick(t *testing.T) {
+	h := newAdmissionHarness(t)
+	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5, NextFree: t0.Add(4 * time.Minute), Untold: 1})
+	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []time.Duration{0, testTick}, h.stepTimes())
+}
+
+func TestAdmission_NoSlotsAtAll_SleepsTheIdleMinute(t *testing.T) {
+	h := newAdmissionHarness(t)
+	h.expectStep(activities.AdmitResult{Waiting: 4, MaxActive: 0})
+	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []time.Duration{0, admissionIdle}, h.stepTimes())
 }
 
 func TestAdmission_PausedWithWaiters_SleepsTheIdleMinute(t *testing.T) {
@@ -230,7 +298,7 @@ func TestAdmission_StatusQuery_ReportsLastStep(t *testing.T) {
 	h.expectStep(activities.AdmitResult{SoldOut: true})
 	h.forbidOthers()
 	afterOne := query[AdmissionView](h, testTick/2)
-	afterTwo := query[AdmissionView](h, testTick+testTick/2)
+	afterTwo := query[AdmissionView](h, admissionIdle+testTick/2) // full, nothing ends: the idle minute
 
 	h.env.ExecuteWorkflow(Admission, admissionInput())
 

@@ -182,6 +182,18 @@ func (d *Door) WakeAdmission(ctx context.Context, concertCode string) error {
 	return err
 }
 
+// NudgeAdmission signals the concert's waiting room, if it runs, to take a step now. Unlike WakeAdmission it
+// never starts one: activities call it when a slot frees, and a waiting room that is not running has nobody
+// to admit.
+func (d *Door) NudgeAdmission(ctx context.Context, concertCode string) error {
+	err := d.c.SignalWorkflow(ctx, AdmissionWorkflowID(concertCode), "", SignalWake, nil)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return nil
+	}
+	return err
+}
+
 // SessionGone reports whether err, from a call through the door, says the workflow addressed has closed
 // (or, for a start, exists already): the session can do nothing more, and the API answers 410.
 func SessionGone(err error) bool {

@@ -75,8 +75,10 @@ var capturedPaths = []capturedPath{
 	{"session-cancelled-while-waiting", "BookingSession", cancelled, "",
 		[]string{cancelRequest},
 		[]string{"Attach", "Release"}},
+	// Woken by the first two waiters, then by each payment that freed the one slot while someone waited.
 	{"admission-sold-out", "Admission", cancelled, "",
-		[]string{signal(workflows.SignalWake), signal(workflows.SignalWake), cancelRequest},
+		[]string{signal(workflows.SignalWake), signal(workflows.SignalWake), signal(workflows.SignalWake),
+			signal(workflows.SignalWake), cancelRequest},
 		[]string{"AdmitNext", "NotifyAdmissions"}},
 	{"v1-session-paid", "BookingSession", completed, booking.StatusPaid,
 		[]string{update(workflows.UpdateJoin), signal(booking.SignalAdmission), update(workflows.UpdateReserve),
@@ -107,6 +109,10 @@ var capturedPaths = []capturedPath{
 	{"v1-session-repeated-join", "BookingSession", completed, booking.StatusPaid,
 		[]string{update(workflows.UpdateJoin), update(workflows.UpdateJoin), update(workflows.UpdateReserve), update(workflows.UpdatePay)},
 		[]string{"HoldSeat", "Pay"}},
+	// The v2- waiting room stepped every tick while every slot was taken (before sleeps-while-full).
+	{"v2-admission-sold-out", "Admission", cancelled, "",
+		[]string{signal(workflows.SignalWake), signal(workflows.SignalWake), cancelRequest},
+		[]string{"AdmitNext", "NotifyAdmissions"}},
 	{"v1-admission-sold-out", "Admission", completed, "",
 		[]string{signal(workflows.SignalWake), signal(workflows.SignalWake)},
 		[]string{"AdmitNext", "NotifyAdmissions"}},

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -219,6 +219,9 @@ func (c *capturer) capture(file, workflowID string, closed enumspb.WorkflowExecu
 	c.runs = append(c.runs, run{file: file, workflowID: workflowID, runID: d.GetWorkflowExecutionInfo().GetExecution().GetRunId(), closed: closed})
 }
 
+// retired names the histories of earlier workflow code, which a capture never replaces.
+var retired = regexp.MustCompile(`^v[0-9]+-`)
+
 // writeAll waits for every captured run to close, then replaces the JSON files in outDir with their
 // histories. Nothing is removed unless every run closed as expected.
 func (c *capturer) writeAll() {
@@ -232,8 +235,8 @@ func (c *capturer) writeAll() {
 	stale, err := filepath.Glob(filepath.Join(outDir, "*.json"))
 	require.NoError(t, err)
 	for _, f := range stale {
-		if strings.HasPrefix(filepath.Base(f), "v1-") {
-			continue // sessions of the old code: kept, since such runs may still be open after a deploy
+		if retired.MatchString(filepath.Base(f)) {
+			continue // runs of earlier code (v1-, v2-, ...): kept, since such runs may still be open after a deploy
 		}
 		require.NoError(t, os.Remove(f))
 	}
