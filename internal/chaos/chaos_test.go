@@ -48,6 +48,9 @@ const (
 	// holdGrace is how far past its held_until a seat may still show HELD: the release runs when the
 	// session's timer fires, which a worker that was just killed may deliver a little late.
 	holdGrace = 30 * time.Second
+	// burstCode is the concert of the crash-window burst: a slot for each of its fans, so each is admitted
+	// at the join and its workflow is left to the API's starter.
+	burstCode = "CHAOS-BURST"
 )
 
 // concertDates are the performances on sale; users pick one at random.
@@ -64,6 +67,7 @@ type plan struct {
 	MinKills    int           // and at least this many times
 	UserTimeout time.Duration // a user gives up after this long
 	Settle      time.Duration // after the load, how long every session gets to end
+	Burst       int           // fans of the burst on the second concert, whose tokens the API dies issuing
 	Seed        uint64
 }
 
@@ -87,6 +91,7 @@ func planFromEnv(t *testing.T) plan {
 		p.Sessions = n
 	}
 	p.Seats = max(len(concertDates), p.Sessions*2/5/len(concertDates)*len(concertDates))
+	p.Burst = min(max(p.Sessions/6, 8), 60)
 	p.Seed = rand.Uint64()
 	if v := os.Getenv("CONCERT_CHAOS_SEED"); v != "" {
 		s, err := strconv.ParseUint(v, 10, 64)
@@ -106,6 +111,7 @@ type stack struct {
 	dbName       string
 	temporalAddr string
 	apiURL       string
+	gate         *gate // the API's way to Temporal, which the chaos holds and cuts
 	temporal     *proc
 	worker       *proc
 	api          *proc
@@ -128,6 +134,7 @@ func startStack(t *testing.T, bin, dir, dbURL string) *stack {
 		"DATABASE_URL=" + dbURL, "TEMPORAL_ADDRESS=" + s.temporalAddr, "TEMPORAL_NAMESPACE=default",
 		"CONCERT_LOG_LEVEL=info", "CONCERT_RATE_LIMIT=off",
 	}
+	s.gate = newGate(t, s.temporalAddr)
 	_, port, _ := strings.Cut(s.temporalAddr, ":")
 	s.temporal = &proc{
 		name: "temporal", bin: bin, logDir: dir, env: common,
@@ -147,7 +154,7 @@ func startStack(t *testing.T, bin, dir, dbURL string) *stack {
 	_, apiAddr, _ := strings.Cut(s.apiURL, "://")
 	s.api = &proc{
 		name: "api", bin: bin, logDir: dir, args: []string{"api"},
-		env: append(common, "CONCERT_HTTP_ADDR="+apiAddr, "CONCERT_ADMIN_TOKEN="+adminToken, "CONCERT_TOKEN_SECRET="+tokenSecret,
+		env: append(append([]string(nil), common...), "TEMPORAL_ADDRESS="+s.gate.addr(), "CONCERT_HTTP_ADDR="+apiAddr, "CONCERT_ADMIN_TOKEN="+adminToken, "CONCERT_TOKEN_SECRET="+tokenSecret,
 			"CONCERT_HOLD_WINDOW="+holdWindow.String(), "CONCERT_ADMISSION_WINDOW="+admissionWindow.String(),
 			"CONCERT_ADMISSION_TICK="+admissionTick.String()),
 		isReady: func(ctx context.Context, _ *incarnation) bool {
@@ -199,22 +206,25 @@ type chaosStats struct {
 	DBBackendsTerminated int
 	Duration             time.Duration
 	Events               []string
+	Window               windowStats // the API crash between tokens' commits and their workflows' starts
 }
 
 func (c *chaosStats) event(start time.Time, format string, args ...any) {
 	c.Events = append(c.Events, fmt.Sprintf("%7.1fs  ", time.Since(start).Seconds())+fmt.Sprintf(format, args...))
 }
 
-// runChaos SIGKILLs and restarts the worker every 2-3 s for at least p.Chaos and p.MinKills kills; at 40%
-// of the way it SIGKILLs Temporal and starts it again on the same port and data directory, and at 70% it
-// terminates every PostgreSQL connection of the database. It returns when done or when ctx ends.
-func (s *stack) runChaos(ctx context.Context, t *testing.T, p plan, rng *rand.Rand) chaosStats {
+// runChaos SIGKILLs and restarts the worker every 2-3 s for at least p.Chaos and p.MinKills kills; at 20%
+// of the way it SIGKILLs the API amid the burst's token requests and starts it again on the same port (see
+// crashAPIInWindow), at 40% it SIGKILLs Temporal and starts it again on the same port and data directory,
+// and at 70% it terminates every PostgreSQL connection of the database. It returns when done or when ctx
+// ends.
+func (s *stack) runChaos(ctx context.Context, t *testing.T, p plan, rng *rand.Rand, w *crashWindow) chaosStats {
 	var st chaosStats
 	start := time.Now()
-	restarted, dropped := false, false
+	restarted, dropped, apiCrashed := false, false, false
 	for ctx.Err() == nil {
 		el := time.Since(start)
-		if el >= p.Chaos && st.WorkerKills >= p.MinKills && restarted && dropped {
+		if el >= p.Chaos && st.WorkerKills >= p.MinKills && restarted && dropped && apiCrashed {
 			break
 		}
 		if el >= 3*p.Chaos {
@@ -226,6 +236,9 @@ func (s *stack) runChaos(ctx context.Context, t *testing.T, p plan, rng *rand.Ra
 		}
 		el = time.Since(start)
 		switch {
+		case !apiCrashed && el >= p.Chaos/5:
+			apiCrashed = true
+			s.crashAPIInWindow(ctx, t, &st, start, w)
 		case !restarted && el >= p.Chaos*2/5:
 			restarted = true
 			s.restartTemporal(t, &st, start)
@@ -248,7 +261,7 @@ func (s *stack) runChaos(ctx context.Context, t *testing.T, p plan, rng *rand.Ra
 		}
 	}
 	st.Duration = time.Since(start)
-	st.event(start, "chaos over: %d worker kills, %d Temporal restarts, %d connection drops", st.WorkerKills, st.TemporalRestarts, st.DBDrops)
+	st.event(start, "chaos over: %d worker kills, %d API kills, %d Temporal restarts, %d connection drops", st.WorkerKills, st.Window.Crashes, st.TemporalRestarts, st.DBDrops)
 	return st
 }
 
@@ -390,14 +403,21 @@ func TestChaosOnSale(t *testing.T) {
 			s.dumpLogs(t)
 		}
 	})
-	t.Logf("%s form: %d sessions, %d seats, maxActive %d, seed %d; stack up in %s (build %s); logs in %s",
-		p.Form, p.Sessions, p.Seats, p.MaxActive, p.Seed, rep.StartTime.Round(time.Millisecond), rep.BuildTime.Round(time.Millisecond), dir)
+	t.Logf("%s form: %d sessions, %d seats, maxActive %d, a burst of %d, seed %d; stack up in %s (build %s); logs in %s",
+		p.Form, p.Sessions, p.Seats, p.MaxActive, p.Burst, p.Seed, rep.StartTime.Round(time.Millisecond), rep.BuildTime.Round(time.Millisecond), dir)
 
 	stats := newClientStats()
 	c := &apiClient{base: s.apiURL, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200}}, stats: stats}
 	ctx := context.Background()
-	createConcert(t, c, p)
-	users := createUsers(t, c, p)
+	createConcert(t, c, concertCode, "Chaos on-sale", p.MaxActive, p.Seats)
+	users := createUsers(t, c, p, concertCode, p.Sessions, 2)
+	// The burst: a concert with a slot and a seat for each of its fans; every third takes its token and leaves,
+	// so only the waiting room can start its workflow if the API died before it did.
+	createConcert(t, c, burstCode, "Chaos crash window", p.Burst, p.Burst)
+	burst := createUsers(t, c, p, burstCode, p.Burst, 1<<32)
+	for i, u := range burst {
+		u.leave = i%3 == 2
+	}
 
 	// The on-sale and the chaos, side by side.
 	phase = time.Now()
@@ -419,14 +439,17 @@ func TestChaosOnSale(t *testing.T) {
 	}
 	var chaos chaosStats
 	chaosDone := make(chan struct{})
+	window := &crashWindow{ctx: loadCtx, userTimeout: p.UserTimeout, users: burst}
 	go func() {
 		defer close(chaosDone)
-		chaos = s.runChaos(loadCtx, t, p, rand.New(rand.NewPCG(p.Seed, 1)))
+		chaos = s.runChaos(loadCtx, t, p, rand.New(rand.NewPCG(p.Seed, 1)), window)
 	}()
 	wg.Wait()
-	rep.LoadTime = time.Since(phase)
 	<-chaosDone
+	window.wg.Wait()
+	rep.LoadTime = time.Since(phase)
 	rep.Chaos = chaos
+	users = append(users, burst...)
 	require.NoError(t, s.worker.waitReady(time.Minute), "a worker must run after the chaos")
 
 	// After the chaos and the windows: every session ends, in PostgreSQL and in Temporal.
@@ -481,24 +504,24 @@ func TestChaosOnSale(t *testing.T) {
 	}
 }
 
-// createConcert puts the concert on sale.
-func createConcert(t *testing.T, c *apiClient, p plan) {
+// createConcert puts a concert on sale, its seats spread over concertDates.
+func createConcert(t *testing.T, c *apiClient, code, title string, maxActive, seats int) {
 	t.Helper()
 	var dates []map[string]any
 	for _, d := range concertDates {
-		dates = append(dates, map[string]any{"concertDate": d, "seats": p.Seats / len(concertDates), "price": price})
+		dates = append(dates, map[string]any{"concertDate": d, "seats": max(1, seats/len(concertDates)), "price": price})
 	}
 	r, err := c.call(context.Background(), "admin", http.MethodPost, "/api/v1/admin/concerts", adminToken, "",
-		map[string]any{"concertCode": concertCode, "title": "Chaos on-sale", "maxActive": p.MaxActive, "dates": dates})
+		map[string]any{"concertCode": code, "title": title, "maxActive": maxActive, "dates": dates})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, r.status, r.String())
 }
 
-// createUsers registers the buyers; about one in five will abandon its hold, one in ten tops up too little
-// at first.
-func createUsers(t *testing.T, c *apiClient, p plan) []*user {
+// createUsers registers n buyers of the concert code; about one in five will abandon its hold, one in ten
+// tops up too little at first. User i draws its choices from the stream stream+i of the plan's seed.
+func createUsers(t *testing.T, c *apiClient, p plan, code string, n int, stream uint64) []*user {
 	t.Helper()
-	users := make([]*user, p.Sessions)
+	users := make([]*user, n)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
@@ -512,9 +535,9 @@ func createUsers(t *testing.T, c *apiClient, p plan) []*user {
 				t.Errorf("create user: %v %v", err, r)
 				return
 			}
-			rng := rand.New(rand.NewPCG(p.Seed, uint64(i)+2))
+			rng := rand.New(rand.NewPCG(p.Seed, stream+uint64(i)))
 			u := &user{
-				id: r.str("UUID"), concert: concertCode, dates: concertDates, price: price, c: c, rng: rng,
+				id: r.str("UUID"), concert: code, dates: concertDates, price: price, c: c, rng: rng,
 				abandon: rng.IntN(5) == 0, split: rng.IntN(10) == 0,
 			}
 			mu.Lock()
@@ -570,12 +593,13 @@ func verify(t *testing.T, ctx context.Context, rep *report, s *stack, store *sql
 	type payRow struct {
 		ID        string `db:"id"`
 		SessionID string `db:"session_id"`
+		Concert   string `db:"concert_code"`
 		Date      string `db:"concert_date"`
 		Seat      int    `db:"seat_number"`
 	}
 	var payments []payRow
 	require.NoError(t, store.SelectContext(ctx, &payments,
-		`SELECT id::text, session_id, to_char(concert_date, 'YYYY-MM-DD"T"HH24:MI:SS') AS concert_date, seat_number FROM payments`))
+		`SELECT id::text, session_id, concert_code, to_char(concert_date, 'YYYY-MM-DD"T"HH24:MI:SS') AS concert_date, seat_number FROM payments`))
 	byID := map[string]payRow{}
 	bySession := map[string]payRow{}
 	for _, p := range payments {
@@ -591,7 +615,7 @@ func verify(t *testing.T, ctx context.Context, rep *report, s *stack, store *sql
 	for _, r := range sessionRows {
 		dbStatus[r.ID] = r.Status
 	}
-	soldTo := map[seatRef][]string{}
+	soldTo := map[string][]string{} // "<concert> <date> #<number>" → sessions
 	askedToPay := map[string]bool{}
 	for _, u := range users {
 		rep.count(u)
@@ -606,13 +630,14 @@ func verify(t *testing.T, ctx context.Context, rep *report, s *stack, store *sql
 		if u.payment == "" {
 			continue
 		}
-		soldTo[*u.paidSeat] = append(soldTo[*u.paidSeat], u.session())
+		seat := u.concert + " " + u.paidSeat.String()
+		soldTo[seat] = append(soldTo[seat], u.session())
 		p, ok := byID[u.payment]
 		switch {
 		case !ok:
 			t.Errorf("payment %s confirmed to user %s (session %s, seat %s) is not in the database", u.payment, u.id, u.session(), u.paidSeat)
-		case p.SessionID != u.session() || p.Date != u.paidSeat.Date || p.Seat != u.paidSeat.Number:
-			t.Errorf("payment %s confirmed to session %s for %s is recorded for session %s, %s #%d", u.payment, u.session(), u.paidSeat, p.SessionID, p.Date, p.Seat)
+		case p.SessionID != u.session() || p.Concert != u.concert || p.Date != u.paidSeat.Date || p.Seat != u.paidSeat.Number:
+			t.Errorf("payment %s confirmed to session %s for %s %s is recorded for session %s, %s %s #%d", u.payment, u.session(), u.concert, u.paidSeat, p.SessionID, p.Concert, p.Date, p.Seat)
 		}
 		if st := dbStatus[u.session()]; st != "PAID" {
 			t.Errorf("session %s was told its payment succeeded but ended %s", u.session(), st)
@@ -634,13 +659,13 @@ func verify(t *testing.T, ctx context.Context, rep *report, s *stack, store *sql
 	runs, err := sessionWorkflows(ctx, tc)
 	require.NoError(t, err)
 	rep.Workflows = len(runs)
-	seen := map[string]bool{}
+	seen := map[string]workflowRun{}
 	for _, r := range runs {
 		id := r.RunID // sessions from before service-chosen IDs
 		if sid, ok := workflows.SessionIDFromWorkflowID(r.WorkflowID); ok {
 			id = sid
 		}
-		seen[id] = true
+		seen[id] = r
 		st, ok := dbStatus[id]
 		switch {
 		case !ok:
@@ -653,10 +678,12 @@ func verify(t *testing.T, ctx context.Context, rep *report, s *stack, store *sql
 	}
 	for id, st := range dbStatus {
 		// A fan who arrives after the sell-out ends at the join and never costs a workflow.
-		if !seen[id] && st != "SOLD_OUT" {
+		if _, ok := seen[id]; !ok && st != "SOLD_OUT" {
 			t.Errorf("session %s (%s) has no BookingSession workflow run", id, st)
 		}
 	}
+	// The sessions the API crash caught between their commit and their workflow's start ended too.
+	verifyWindow(ctx, t, &rep.Chaos.Window, tc, dbStatus, seen)
 	rep.Retries = stats.totalRetries()
 	rep.RetryReasons = sortedCounts(stats.retries)
 	rep.Answers = sortedCounts(stats.answers)
@@ -723,13 +750,20 @@ func (r *report) String() string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p := r.Plan
 	w("concert chaos on-sale — %s form, seed %d", p.Form, p.Seed)
-	w("  plan        %d sessions, %d seats on %d dates, maxActive %d, hold %s, admission %s, tick %s",
-		p.Sessions, p.Seats, len(concertDates), p.MaxActive, holdWindow, admissionWindow, admissionTick)
+	w("  plan        %d sessions, %d seats on %d dates, maxActive %d, hold %s, admission %s, tick %s; a burst of %d on %s",
+		p.Sessions, p.Seats, len(concertDates), p.MaxActive, holdWindow, admissionWindow, admissionTick, p.Burst, burstCode)
 	w("  durations   total %s: build %s, start %s, on-sale %s, chaos %s, settle %s",
 		rd(r.Total), rd(r.BuildTime), rd(r.StartTime), rd(r.LoadTime), rd(r.Chaos.Duration), rd(r.SettleTime))
 	w("  survived    %d worker SIGKILLs (%d worker processes, %d exited by themselves), %d Temporal restarts (%s, down %s), %d database connection drops (%d backends terminated)",
 		r.Chaos.WorkerKills, r.WorkerIncarnations, len(r.WorkerSelfExits), r.Chaos.TemporalRestarts, r.Chaos.TemporalSignal,
 		rd(r.Chaos.TemporalDowntime), r.Chaos.DBDrops, r.Chaos.DBBackendsTerminated)
+	for i, l := range r.Chaos.Window.lines() {
+		if i == 0 {
+			w("  API crash   %s", l)
+		} else {
+			w("    %s", l)
+		}
+	}
 	w("  sessions    %d in PostgreSQL %s, %d BookingSession workflow runs, %d payments", sum(r.Statuses), fmtCounts(r.Statuses), r.Workflows, r.Payments)
 	w("  clients     %d users: %d paid (201), %d paid but learnt it late, %d held a seat, %d walked away from a hold, %d gave up; last status seen %s",
 		r.Users, r.Paid, r.PaidLate, r.HeldOnce, r.Abandoned, r.GaveUp, fmtCounts(r.Final))

@@ -228,8 +228,10 @@ type user struct {
 	price   int64
 	abandon bool // walks away after holding a seat
 	split   bool // tops up half the price first, to be refused once with 402
+	leave   bool // walks away as soon as it has its token, leaving its admission to lapse
 	rng     *rand.Rand
 	c       *apiClient
+	onToken func() // if set, called once the token is answered (the chaos times a crash by it)
 
 	// Results, read after run returns.
 	sessions  []string // every session the user was given
@@ -264,6 +266,9 @@ func (u *user) visit(ctx context.Context) error {
 	token, err := u.token(ctx)
 	if err != nil {
 		return err
+	}
+	if u.leave {
+		return nil
 	}
 	for {
 		st, err := u.status(ctx, token)
@@ -313,6 +318,9 @@ func (u *user) token(ctx context.Context) (string, error) {
 	}
 	u.sessions = append(u.sessions, id)
 	u.final = r.str("status")
+	if u.onToken != nil {
+		u.onToken()
+	}
 	return token, nil
 }
 
