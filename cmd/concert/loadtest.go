@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
@@ -44,11 +45,12 @@ func runLoadtest(ctx context.Context, args []string, out, progress io.Writer) er
 	fs.BoolVar(&cfg.IdempotencyKeys, "idempotency-keys", cfg.IdempotencyKeys, "send an Idempotency-Key with every top-up, reserve and payment")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed of the users' choices (0: from the clock; the report prints it)")
 	timeout := fs.Duration("timeout", 15*time.Minute, "stop the booking run after this long (the report is still printed)")
-	withBaseline := fs.Bool("baseline", false, "also measure Temporal's ceiling: minimal sessions (start, one update, complete) on the same server")
+	withBaseline := fs.Bool("baseline", false, "also measure Temporal's ceiling on the same server: sessions of a paid booking's shape (start, admission signal if waited, reserve and pay updates, 2 or 3 search-attribute upserts) without database or activities")
 	fs.StringVar(&baseline.TemporalAddress, "temporal-address", baseline.TemporalAddress, "Temporal frontend host:port for --baseline ("+envTemporalAddress+")")
 	fs.StringVar(&baseline.Namespace, "temporal-namespace", baseline.Namespace, "Temporal namespace for --baseline ("+envTemporalNamespace+")")
 	fs.IntVar(&baseline.Sessions, "baseline-sessions", 0, "baseline sessions to run (0: as many as --users)")
 	fs.IntVar(&baseline.Concurrency, "baseline-concurrency", 0, "baseline sessions in flight (0: the booking run's, min(--concurrency, --max-active))")
+	fs.Float64Var(&baseline.Waited, "baseline-waited", -1, "share (0..1) of baseline sessions shaped like a fan who waited: one more signal and upsert (negative: the booking run's own share)")
 	fs.BoolVar(&cfg.Stampede, "stampede", false, "users arrive signed up and topped up with the whole price; with --ramp 0 all ask for a token at the same instant")
 	fs.BoolVar(&cfg.EntranceBaseline, "entrance-baseline", false, "with --database-url: after the run, time as many plain inserts of a session-like row through the API's pool size, and report tokens/s against them")
 	reads := fs.Duration("reads", 0, "after the run, measure /healthz, the seat map and the date list for this long each and compare their request rates (0: skip)")
@@ -58,6 +60,9 @@ func runLoadtest(ctx context.Context, args []string, out, progress io.Writer) er
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if baseline.Waited > 1 || math.IsNaN(baseline.Waited) {
+		return fmt.Errorf("baseline-waited must be between 0 and 1 (or negative for the booking run's share), not %g", baseline.Waited)
 	}
 	if *withBaseline {
 		cfg.Baseline = &baseline

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"net/url"
 	"strings"
 	"testing"
@@ -74,6 +75,12 @@ func TestLoadtestBooksEverySeatOnceThroughTheWaitingRoom(t *testing.T) {
 	assert.Equal(t, 40, rep.Baseline.Sessions)
 	assert.Equal(t, 5, rep.Baseline.Concurrency, "the booking run's concurrency: min(users in flight, maxActive)")
 	assert.Zero(t, rep.Baseline.Failed)
+	// The baseline takes the booking run's shape: as many of its sessions wait (signal, one more upsert) as
+	// admitted users did.
+	wantWaited := int(math.Round(40 * float64(rep.AdmittedAfterWait) / float64(rep.AdmittedImmediately+rep.AdmittedAfterWait)))
+	assert.Equal(t, wantWaited, rep.Baseline.Waited)
+	assert.Contains(t, rep.Baseline.Shape, "2 updates (reserve, pay)")
+	assert.Contains(t, rep.Baseline.Shape, "signal", "somebody waited")
 	assert.Contains(t, progress.String(), "done 20/20", "progress is shown while it runs")
 }
 
@@ -112,6 +119,7 @@ func TestLoadtestRefusesBadFlags(t *testing.T) {
 		{"poll bounds reversed", []string{"--poll-min", "2s", "--poll-max", "1s"}, "poll-min"},
 		{"no admin token", []string{"--admin-token", ""}, "admin token"},
 		{"stray argument", []string{"now"}, "unexpected arguments"},
+		{"baseline waited above one", []string{"--baseline", "--baseline-waited", "1.5"}, "baseline-waited"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"loadtest", "--target", "http://127.0.0.1:1", "--admin-token", "x"}, tc.args...)

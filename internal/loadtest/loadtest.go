@@ -1,9 +1,10 @@
 // Package loadtest drives an on-sale against a running booking service through its public REST API, the
 // way many people arriving at once would, and measures it: throughput of paid bookings, latency of every
 // request, how long admitted users took to notice their admission, errors by status, and whether the
-// database still keeps its promises afterwards (no seat sold twice, money adds up). It can also measure the
-// Temporal server's own ceiling for the smallest possible session, so a run says how close the booking
-// logic comes to it on the same machine.
+// database still keeps its promises afterwards (no seat sold twice, money adds up). It can also measure
+// what Temporal alone costs a booking: sessions of a paid booking's shape (the same start, signal, updates
+// and search-attribute upserts) without its logic, so a run says how close the booking logic comes to that
+// ceiling on the same machine.
 //
 // It is a client: it never reaches into the service's process. The only things it touches besides the
 // HTTP API are the database (read only, for the invariant checks, when given its URL) and the Temporal
@@ -74,7 +75,8 @@ type Config struct {
 	IdempotencyKeys bool
 	// HTTP is the client to use; nil builds one sized for Concurrency.
 	HTTP *http.Client
-	// Baseline, if set, also measures the Temporal server's ceiling (see RunBaseline) after the booking run.
+	// Baseline, if set, also measures Temporal's ceiling for sessions of a booking's shape (see
+	// BaselineConfig and RunBaseline) after the booking run.
 	Baseline *BaselineConfig
 	// Stampede makes every user arrive signed up and topped up with the whole price (no top-up during the
 	// visit), as fans do who prepared for an on-sale. With Ramp 0 every user asks for a token at the same
@@ -281,15 +283,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	if cfg.Baseline != nil && ctx.Err() == nil {
-		bc := *cfg.Baseline
-		if bc.Concurrency <= 0 {
-			bc.Concurrency = min(cfg.Concurrency, cfg.MaxActive)
-		}
-		if bc.Sessions <= 0 {
-			bc.Sessions = cfg.Users
-		}
+		bc := baselineFor(cfg, rep)
 		if cfg.Progress != nil {
-			fmt.Fprintf(cfg.Progress, "baseline: %d minimal sessions, %d concurrent, against %s\n", bc.Sessions, bc.Concurrency, bc.TemporalAddress)
+			fmt.Fprintf(cfg.Progress, "baseline: %d booking-shaped sessions (%.0f%% waited), %d concurrent, against %s\n",
+				bc.Sessions, 100*bc.Waited, bc.Concurrency, bc.TemporalAddress)
 		}
 		b, err := RunBaseline(ctx, bc)
 		if err != nil {
@@ -301,6 +298,26 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return rep, fmt.Errorf("loadtest: invariants violated (%d), double sold %d", len(rep.Violations), rep.DoubleSold)
 	}
 	return rep, nil
+}
+
+// baselineFor is cfg.Baseline with its defaults taken from the booking run: as many sessions as users, its
+// concurrency bounded by maxActive, and its share of admitted users who waited in the queue (rep's
+// AdmittedAfterWait among AdmittedImmediately + AdmittedAfterWait; 0 when nobody was admitted).
+func baselineFor(cfg Config, rep *Report) BaselineConfig {
+	bc := *cfg.Baseline
+	if bc.Concurrency <= 0 {
+		bc.Concurrency = min(cfg.Concurrency, cfg.MaxActive)
+	}
+	if bc.Sessions <= 0 {
+		bc.Sessions = cfg.Users
+	}
+	if bc.Waited < 0 {
+		bc.Waited = 0
+		if admitted := rep.AdmittedImmediately + rep.AdmittedAfterWait; admitted > 0 {
+			bc.Waited = float64(rep.AdmittedAfterWait) / float64(admitted)
+		}
+	}
+	return bc
 }
 
 // setup creates the run's concert and users (with half the price on their balance; the rest is topped up

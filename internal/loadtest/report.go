@@ -38,6 +38,10 @@ import (
 //     seats the seat maps show SOLD.
 //   - invariantsOk: doubleSold is 0, soldSeats equals paid, and (with a database) every invariant check
 //     passed (violations lists those that did not).
+//   - ratio (with --baseline): bookingsPerSecond / baselineSessionsPerSecond, against the same-shape
+//     baseline: sessions that make a paid booking's Temporal calls (start, admission signal for the share
+//     that waited, reserve and pay updates, two or three search-attribute upserts) without its logic
+//     (baseline.shape says which). It is the share of Temporal's own rate the booking logic keeps.
 type Report struct {
 	ConcertCode  string  `json:"concertCode"`
 	Users        int     `json:"users"`
@@ -104,8 +108,8 @@ type Report struct {
 	Violations        []Violation `json:"violations"`
 
 	Baseline *BaselineResult `json:"baseline,omitempty"`
-	// BaselineSessionsPerSecond and Ratio (bookingsPerSecond / baselineSessionsPerSecond) are set with
-	// --baseline.
+	// BaselineSessionsPerSecond and Ratio (bookingsPerSecond / baselineSessionsPerSecond, against the
+	// same-shape baseline) are set with --baseline.
 	BaselineSessionsPerSecond float64 `json:"baselineSessionsPerSecond,omitempty"`
 	Ratio                     float64 `json:"ratio,omitempty"`
 
@@ -228,7 +232,8 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	if rep.Baseline != nil {
 		row("baseline sessions/s", "%.2f (%d sessions, %d concurrent, p50 %.1f ms, p99 %.1f ms)", rep.BaselineSessionsPerSecond,
 			rep.Baseline.Sessions, rep.Baseline.Concurrency, rep.Baseline.P50Ms, rep.Baseline.P99Ms)
-		row("ratio", "%.3f", rep.Ratio)
+		row("baseline shape", "%s, no database", rep.Baseline.Shape)
+		row("ratio", "%.3f bookings/s per same-shape baseline session/s", rep.Ratio)
 	}
 	row("requests", "%d (%.1f/s)", rep.Requests, rep.RequestsPerSecond)
 	outs := make([]string, 0, len(rep.Outcomes))

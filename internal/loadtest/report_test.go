@@ -65,12 +65,14 @@ func TestReportMeasuresBookingsFromFirstTokenToLastPayment(t *testing.T) {
 	assert.Equal(t, 5, rep.Requests, "setup requests are not the on-sale's")
 	assert.Empty(t, rep.AdmissionLagWarning)
 
-	rep.setBaseline(BaselineResult{Sessions: 10, Concurrency: 2, SessionsPerSecond: 3})
+	rep.setBaseline(BaselineResult{Sessions: 10, Concurrency: 2, SessionsPerSecond: 3, Shape: baselineShape(4, 10)})
 	assert.Equal(t, 0.5, rep.Ratio)
 
 	var table bytes.Buffer
 	require.NoError(t, rep.WriteTable(&table))
 	assert.Contains(t, table.String(), "bookings/s")
+	assert.Regexp(t, `baseline shape +start \+ 2 updates \(reserve, pay\) \+ 2 upserts; 4 of 10 also signal \+ 1 upsert \(waited\), no database`, table.String())
+	assert.Regexp(t, `ratio +0\.500 bookings/s per same-shape baseline session/s`, table.String())
 	assert.Contains(t, table.String(), "reserve 409 seat-taken: 1")
 }
 
