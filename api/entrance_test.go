@@ -15,7 +15,9 @@ import (
 )
 
 // A token is decided by PostgreSQL alone: with every Temporal worker stopped (so no workflow task can run),
-// a crowd still gets its tokens, the first maxActive admitted and the rest in line. Each answer's position
+// a crowd still gets its tokens: at most maxActive admitted at once (a fan whose join finds another join
+// holding the concert's lock waits, told that the wait is short while slots are free, for the waiting
+// room's next step, which a stopped worker never takes here) and the rest in line. Each answer's position
 // counts the fans whose rows had committed ahead of it (a fan whose row was still committing at that moment
 // is not counted, so an answer is never a worse place than the fan has); a poll afterwards gives every fan
 // its exact place.
@@ -44,23 +46,31 @@ func TestTokensAreIssuedWithoutWaitingForAWorkflow(t *testing.T) {
 	}
 	var waiting []place
 	active := 0
+	for _, a := range answers {
+		if a.Str("status") == "ACTIVE" {
+			active++
+		}
+	}
 	for i, a := range answers {
 		require.Equal(t, http.StatusCreated, a.Status, string(a.Raw))
 		require.NotEmpty(t, a.Str("token"))
 		switch a.Str("status") {
 		case "ACTIVE":
-			active++
 			assert.Zero(t, a.Int("position"))
 		case "WAITING":
 			sess, err := s.Store.LatestSession(context.Background(), "RUSH", users[i])
 			require.NoError(t, err)
 			waiting = append(waiting, place{fan: i, seq: sess.Seq, position: a.Int("position")})
+			if a.Int("position") <= int64(5-active) {
+				assert.LessOrEqual(t, a.Int("estimatedWaitSeconds"), int64(1), "a slot is free for this fan")
+			}
 		default:
 			t.Fatalf("unexpected status %q", a.Str("status"))
 		}
 	}
-	assert.Equal(t, 5, active, "maxActive fans admitted at once")
-	require.Len(t, waiting, fans-5)
+	assert.GreaterOrEqual(t, active, 1, "the first join to take the concert's lock is admitted")
+	assert.LessOrEqual(t, active, 5, "never more than maxActive")
+	require.Len(t, waiting, fans-active)
 	sort.Slice(waiting, func(i, j int) bool { return waiting[i].seq < waiting[j].seq })
 	for i, w := range waiting {
 		assert.LessOrEqual(t, w.position, int64(i+1), "never told a place behind the true one")

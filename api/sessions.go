@@ -104,6 +104,11 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 			snap = db.QueueSnapshot{MaxActive: j.MaxActive}
 		}
 		view.EstimatedWait = snap.EstimatedWait(view.Position, h.cfg.AdmissionWindow)
+		if view.Position <= j.FreeSlots {
+			// A slot is free for this fan: the join only found the concert's lock taken (a stampede's first
+			// moments), and the waiting room's next step admits it.
+			view.EstimatedWait = h.cfg.AdmissionTick
+		}
 	default:
 		if view, err = h.place(ctx, sess); err != nil {
 			writeProblem(w, r, h.storeProblem(ctx, err, "", ""))

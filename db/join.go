@@ -46,6 +46,9 @@ type Joined struct {
 	Ahead   int64
 	// MaxActive is the concert's maxActive as the join saw it (0 when it found the fan's open session).
 	MaxActive int64
+	// FreeSlots is how many admission slots were free after the join, as far as it looked (0 when it did
+	// not count them): a session that waits while slots are free is admitted by the waiting room's next step.
+	FreeSlots int64
 }
 
 // oneLivePerUser is the unique index that lets a fan have one live session per concert.
@@ -59,13 +62,19 @@ const oneLivePerUser = "sessions_one_live_per_user"
 func (s *Store) Join(ctx context.Context, p NewSession) (Joined, error) {
 	for attempt := 0; ; attempt++ {
 		j, ok, err := s.joinWaiting(ctx, p)
-		if err == nil && !ok {
-			j, ok, err = s.join(ctx, p)
-			if err == nil && !ok {
-				j, err = s.joinAtOnce(ctx, p, j.MaxActive)
+		switch {
+		case err != nil || ok:
+		case attempt == 0:
+			// Nobody waits and a slot may be free, or the fan has a live session (the unique index says so,
+			// and the next attempt's transaction answers with it), or the concert is sold out.
+			j, err = s.joinAtOnce(ctx, p)
+		default:
+			if j, ok, err = s.join(ctx, p); err == nil && !ok {
+				j, err = s.joinAtOnce(ctx, p)
 			}
 		}
-		// Two token requests of one fan raced and the other inserted first: the next attempt finds its row.
+		// The fan has a live session, or two token requests of one fan raced and the other inserted first:
+		// the next attempt finds the row.
 		if isUniqueViolation(err, oneLivePerUser) && attempt < 3 {
 			continue
 		}
@@ -92,9 +101,8 @@ const (
 func (s *Store) joinWaiting(ctx context.Context, p NewSession) (Joined, bool, error) {
 	const q = `
 WITH st AS (
-    SELECT c.code, c.max_active, c.admission_paused
-        OR EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND status = 'WAITING')
-        OR (` + liveCountOf + `) >= c.max_active AS must_wait
+    SELECT c.code, c.max_active, c.admission_paused, c.max_active - (` + liveCountOf + `) AS free,
+           EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND status = 'WAITING') AS waiting
     FROM concerts c
     WHERE c.code = $1
       AND EXISTS (SELECT 1 FROM seats WHERE concert_code = c.code AND status <> 'SOLD')
@@ -102,14 +110,17 @@ WITH st AS (
                                                 AND status IN ('WAITING', 'ACTIVE', 'HELD'))
 ), ins AS (
     INSERT INTO sessions (id, workflow_id, concert_code, user_uuid, status, notified, hold_window_us)
-    SELECT $3, $4, st.code, $2, 'WAITING', true, $5 FROM st WHERE st.must_wait
+    SELECT $3, $4, st.code, $2, 'WAITING', true, $5 FROM st WHERE st.admission_paused OR st.waiting OR st.free <= 0
     RETURNING ` + sessionColumns + `
 )
-SELECT ins.*, ` + waitingAhead6 + ` AS ahead, (SELECT max_active FROM st) AS max_active FROM ins`
+SELECT ins.*, ` + waitingAhead6 + ` AS ahead, st.max_active,
+       CASE WHEN st.admission_paused THEN 0 ELSE GREATEST(st.free, 0) END AS free_slots
+FROM ins, st`
 	var j struct {
 		Session
 		Ahead     int64 `db:"ahead"`
 		MaxActive int64 `db:"max_active"`
+		FreeSlots int64 `db:"free_slots"`
 	}
 	stmt, err := s.prepared(ctx, q)
 	if err != nil {
@@ -122,7 +133,7 @@ SELECT ins.*, ` + waitingAhead6 + ` AS ahead, (SELECT max_active FROM st) AS max
 	case err != nil:
 		return Joined{}, false, unknownUser(err, p.UserUUID)
 	}
-	return Joined{Session: j.Session, Created: true, Ahead: j.Ahead, MaxActive: j.MaxActive}, true, nil
+	return Joined{Session: j.Session, Created: true, Ahead: j.Ahead, MaxActive: j.MaxActive, FreeSlots: j.FreeSlots}, true, nil
 }
 
 func holdWindow(p NewSession) sql.NullInt64 {
@@ -176,7 +187,7 @@ SELECT ins.*, ` + waitingAhead8 + ` AS ahead FROM ins`
 
 // join is the transaction that decides every join joinWaiting does not: a fan with a live session (answered
 // with it, or, if it is stale, ending it first), a concert sold out, and a join that may be admitted at once.
-// The last it leaves to joinAtOnce (ok false, j.MaxActive set), unless it ended a stale session, which
+// The last it leaves to joinAtOnce (ok false), unless it ended a stale session, which
 // must commit together with the new one: then it takes the concert's lock itself, for one statement and the
 // commit.
 func (s *Store) join(ctx context.Context, p NewSession) (j Joined, ok bool, err error) {
@@ -232,7 +243,6 @@ WHERE session_id = $1 AND status = 'HELD'`
 			status = "SOLD_OUT"
 		case st.Paused || st.Waiting || st.Live >= st.MaxActive:
 		case !ended:
-			j.MaxActive = int64(st.MaxActive)
 			return nil // joinAtOnce decides, outside this transaction
 		default:
 			// A slot may be free and nobody waits: decide under the concert's lock, so that concurrent joins
@@ -262,16 +272,19 @@ WHERE session_id = $1 AND status = 'HELD'`
 
 // joinAtOnce inserts a session that may be admitted at once, deciding under the concert's lock (the
 // function join_at_once of migration 0006). In a stampede every arrival of the first moments comes here
-// until the slots are full, so the lock is held for the server's own work only: one round trip, and a
-// commit that does not wait for the WAL flush. The session is made durable before Join returns by a second,
-// ordinary transaction that writes: its commit flushes the WAL past the first one's commit record. The
-// flushes of many joins are then shared (group commit) instead of queued behind the lock one by one.
-func (s *Store) joinAtOnce(ctx context.Context, p NewSession, maxActive int64) (Joined, error) {
-	const q = `SELECT ` + sessionColumns + `, ahead FROM join_at_once($1, $2, $3, $4, $5, $6, $7)`
+// until someone waits, so the lock is held for the server's own work only: one round trip, and a commit
+// that does not wait for the WAL flush; an arrival that finds the lock taken waits instead of queueing for
+// it (the waiting room admits it into a free slot in order). The session is made durable before Join
+// returns by a second, ordinary transaction that writes: its commit flushes the WAL past the first one's
+// commit record. The flushes of many joins are then shared (group commit), outside the lock.
+func (s *Store) joinAtOnce(ctx context.Context, p NewSession) (Joined, error) {
+	const q = `SELECT ` + sessionColumns + `, ahead, max_active, free_slots FROM join_at_once($1, $2, $3, $4, $5, $6, $7)`
 	const durable = `UPDATE sessions SET status_since = status_since WHERE id = $1`
 	var row struct {
 		Session
-		Ahead int64 `db:"ahead"`
+		Ahead     int64 `db:"ahead"`
+		MaxActive int64 `db:"max_active"`
+		FreeSlots int64 `db:"free_slots"`
 	}
 	stmt, err := s.prepared(ctx, q)
 	if err != nil {
@@ -292,7 +305,7 @@ func (s *Store) joinAtOnce(ctx context.Context, p NewSession, maxActive int64) (
 	if _, err := flush.ExecContext(ctx, row.ID); err != nil {
 		return Joined{}, fmt.Errorf("make session %s durable: %w", row.ID, err)
 	}
-	return Joined{Session: row.Session, Created: true, Ahead: row.Ahead, MaxActive: maxActive}, nil
+	return Joined{Session: row.Session, Created: true, Ahead: row.Ahead, MaxActive: row.MaxActive, FreeSlots: row.FreeSlots}, nil
 }
 
 // Attachment is a session as its workflow finds it when it starts: the row, the hold window the fan joined

@@ -358,6 +358,34 @@ SELECT (SELECT count(*) FROM sessions WHERE concert_code = $1 AND status = 'WAIT
           AND ((status = 'ACTIVE' AND active_until > now()) OR (status = 'HELD' AND held_until > now()))) AS next_free,
        (SELECT count(*) FROM sessions WHERE concert_code = $1 AND NOT notified
           AND status_since <> now() AND status_since >= now() - interval '` + untoldGrace + `') AS untold`
+	// A waiting room with nobody waiting, seats left and no notice overdue (younger ones are the API's
+	// starter's, and reported as Untold) has nothing to decide: it answers without the concert's lock, so a quiet concert's joins never find the lock taken by a step (they would
+	// wait for the next one; see join_at_once).
+	const quiet = `
+SELECT c.max_active, c.admission_paused, (` + liveCountOf + `) AS live,
+       (SELECT min(CASE WHEN status = 'ACTIVE' THEN active_until ELSE held_until END) FROM sessions
+        WHERE concert_code = c.code AND status IN ('ACTIVE', 'HELD')
+          AND ((status = 'ACTIVE' AND active_until > now()) OR (status = 'HELD' AND held_until > now()))) AS next_free,
+       (SELECT count(*) FROM sessions WHERE concert_code = c.code AND NOT notified) AS untold
+FROM concerts c
+WHERE c.code = $1
+  AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND status = 'WAITING')
+  AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND NOT notified
+                                            AND status_since < now() - interval '` + untoldGrace + `')
+  AND EXISTS (SELECT 1 FROM seats WHERE concert_code = c.code AND status <> 'SOLD')`
+	var q struct {
+		MaxActive int          `db:"max_active"`
+		Paused    bool         `db:"admission_paused"`
+		Live      int          `db:"live"`
+		NextFree  sql.NullTime `db:"next_free"`
+		Untold    int          `db:"untold"`
+	}
+	switch err := s.db.GetContext(ctx, &q, quiet, code); {
+	case err == nil:
+		return AdmitResult{MaxActive: q.MaxActive, Paused: q.Paused, Live: q.Live, NextFree: q.NextFree.Time, Untold: q.Untold}, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return AdmitResult{}, fmt.Errorf("admit next of %s: %w", code, err)
+	}
 	var res AdmitResult
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var cfg struct {
