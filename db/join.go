@@ -116,12 +116,7 @@ WITH st AS (
 SELECT ins.*, ` + waitingAhead6 + ` AS ahead, st.max_active,
        CASE WHEN st.admission_paused THEN 0 ELSE GREATEST(st.free, 0) END AS free_slots
 FROM ins, st`
-	var j struct {
-		Session
-		Ahead     int64 `db:"ahead"`
-		MaxActive int64 `db:"max_active"`
-		FreeSlots int64 `db:"free_slots"`
-	}
+	var j insertedRow
 	stmt, err := s.prepared(ctx, q)
 	if err != nil {
 		return Joined{}, false, err
@@ -133,7 +128,19 @@ FROM ins, st`
 	case err != nil:
 		return Joined{}, false, unknownUser(err, p.UserUUID)
 	}
-	return Joined{Session: j.Session, Created: true, Ahead: j.Ahead, MaxActive: j.MaxActive, FreeSlots: j.FreeSlots}, true, nil
+	return j.joined(), true, nil
+}
+
+// insertedRow is a session a join inserted, with what the join saw.
+type insertedRow struct {
+	Session
+	Ahead     int64 `db:"ahead"`
+	MaxActive int64 `db:"max_active"`
+	FreeSlots int64 `db:"free_slots"`
+}
+
+func (r insertedRow) joined() Joined {
+	return Joined{Session: r.Session, Created: true, Ahead: r.Ahead, MaxActive: r.MaxActive, FreeSlots: r.FreeSlots}
 }
 
 func holdWindow(p NewSession) sql.NullInt64 {
@@ -280,12 +287,7 @@ WHERE session_id = $1 AND status = 'HELD'`
 func (s *Store) joinAtOnce(ctx context.Context, p NewSession) (Joined, error) {
 	const q = `SELECT ` + sessionColumns + `, ahead, max_active, free_slots FROM join_at_once($1, $2, $3, $4, $5, $6, $7)`
 	const durable = `UPDATE sessions SET status_since = status_since WHERE id = $1`
-	var row struct {
-		Session
-		Ahead     int64 `db:"ahead"`
-		MaxActive int64 `db:"max_active"`
-		FreeSlots int64 `db:"free_slots"`
-	}
+	var row insertedRow
 	stmt, err := s.prepared(ctx, q)
 	if err != nil {
 		return Joined{}, err
@@ -305,7 +307,7 @@ func (s *Store) joinAtOnce(ctx context.Context, p NewSession) (Joined, error) {
 	if _, err := flush.ExecContext(ctx, row.ID); err != nil {
 		return Joined{}, fmt.Errorf("make session %s durable: %w", row.ID, err)
 	}
-	return Joined{Session: row.Session, Created: true, Ahead: row.Ahead, MaxActive: row.MaxActive, FreeSlots: row.FreeSlots}, nil
+	return row.joined(), nil
 }
 
 // Attachment is a session as its workflow finds it when it starts: the row, the hold window the fan joined
