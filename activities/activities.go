@@ -176,6 +176,17 @@ func (a *Activities) Release(ctx context.Context, in ReleaseInput) (booking.Stat
 	if err != nil {
 		return "", classify(err)
 	}
+	if in.Status == booking.StatusCancelled {
+		// The compensation of a cancel request: audited here unless the admin API, which records its own
+		// cancellations before asking Temporal, already did (a cancel from the Temporal UI, tctl, ...).
+		outcome := "cancelled"
+		if s.Status != string(booking.StatusCancelled) {
+			outcome = "already ended"
+		}
+		if err := a.Store.AuditTemporalCancel(ctx, in.SessionID, outcome); err != nil {
+			return "", classify(err)
+		}
+	}
 	// A window that ran out freed its slot at its deadline, and the waiting room sleeps until then; any
 	// other end came early and frees the slot now.
 	if in.Status != booking.StatusExpired {

@@ -317,11 +317,20 @@ func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
 		sessionID = runID // a session from before service-chosen IDs: its ID is its run ID
 	}
 
+	// Recorded before the workflow is asked, so that its compensation, which audits cancellations that came
+	// by way of Temporal alone, finds this one recorded and adds no second row.
+	audit, err := h.store.RecordAudit(ctx, db.AuditEntry{
+		Action: "cancel", Target: id, SessionID: &sessionID, Actor: who, Reason: reason, Outcome: outcomePending,
+	})
+	if err != nil {
+		logFrom(ctx, h.log).Error("Could not audit a cancellation", "bookingId", id, "error", err)
+		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
+		return
+	}
 	outcome, status, p := h.cancelSession(ctx, id, sessionID, runID, running)
 	h.readSessions.forget(sessionID)
-	audit := db.AuditEntry{Action: "cancel", Target: id, SessionID: &sessionID, Actor: who, Reason: reason, Outcome: outcome}
-	if _, err := h.store.RecordAudit(ctx, audit); err != nil {
-		logFrom(ctx, h.log).Error("Could not audit a cancellation", "bookingId", id, "error", err)
+	if err := h.store.SetAuditOutcome(context.WithoutCancel(ctx), audit.ID, outcome); err != nil {
+		logFrom(ctx, h.log).Error("Could not record the outcome of a cancellation", "bookingId", id, "error", err)
 		if p == nil {
 			p = h.storeProblem(ctx, err, "", "")
 		}

@@ -9,9 +9,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/ticketing/concert/db"
+	"github.com/ticketing/concert/internal/devserver"
 	"github.com/ticketing/concert/internal/teststack"
+	"github.com/ticketing/concert/workflows"
 )
 
 func listBookings(t *testing.T, s *teststack.Stack, query string) []map[string]any {
@@ -236,4 +240,53 @@ func TestMetricsExposeHTTPTemporalAndBusinessFigures(t *testing.T) {
 		assert.Contains(t, text, want)
 	}
 	assert.NotContains(t, text, "/api/v1/no-such-thing", "raw paths never become labels")
+}
+
+// A cancellation from the Temporal UI ("Request Cancellation", the same RequestCancelWorkflowExecution any
+// Temporal client sends) runs the session's compensation and leaves one audit row saying where it came from;
+// one through the admin API leaves one row with support's actor and reason, not a second from the workflow.
+func TestEveryCancelRoadLeavesOneAuditRow(t *testing.T) {
+	t.Parallel()
+	s := teststack.Start(t, teststack.Options{})
+	s.CreateConcert("ROAD", 5, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
+	fromUI, fromSupport, watcher := s.CreateUser(0), s.CreateUser(0), s.CreateUser(0)
+	w := s.Token("ROAD", watcher)
+	hold := func(user string, seat int) string {
+		tok := s.Token("ROAD", user).Str("token")
+		require.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/ROAD", tok, reserveBody(user, eve, seat)).Status)
+		return s.BookingID("ROAD", user)
+	}
+	uiID, supportID := hold(fromUI, 1), hold(fromSupport, 2)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := s.Temporal.WorkflowService().RequestCancelWorkflowExecution(ctx, &workflowservice.RequestCancelWorkflowExecutionRequest{
+		Namespace: devserver.DefaultNamespace, WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: uiID},
+		Identity: "temporal-ui", Reason: "clicked in the UI",
+	})
+	require.NoError(t, err)
+	_ = s.Temporal.GetWorkflow(ctx, uiID, "").Get(ctx, nil) // closes once the compensation ran
+	assertSeat(t, s, "ROAD", w.Str("token"), eve, 1, "AVAILABLE", "the compensation released the seat")
+	trail, err := s.Store.AuditTrail(context.Background(), uiID)
+	require.NoError(t, err)
+	require.Len(t, trail, 1, "one row for the cancellation from the UI")
+	assert.Equal(t, "cancel", trail[0].Action)
+	assert.Equal(t, db.TemporalCancelActor, trail[0].Actor)
+	assert.Equal(t, db.TemporalCancelReason, trail[0].Reason)
+	assert.Equal(t, "cancelled", trail[0].Outcome)
+	require.NotNil(t, trail[0].SessionID)
+	sid, ok := workflows.SessionIDFromWorkflowID(uiID)
+	require.True(t, ok)
+	assert.Equal(t, sid, *trail[0].SessionID)
+
+	r := s.Do(http.MethodPost, "/api/v1/admin/bookings/"+supportID+"/cancel", teststack.AdminToken,
+		map[string]any{"reason": "duplicate order", "actor": "agent-3"})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	_ = s.Temporal.GetWorkflow(ctx, supportID, "").Get(ctx, nil)
+	trail, err = s.Store.AuditTrail(context.Background(), supportID)
+	require.NoError(t, err)
+	require.Len(t, trail, 1, "the workflow's compensation adds no second row to support's")
+	assert.Equal(t, "agent-3", trail[0].Actor)
+	assert.Equal(t, "duplicate order", trail[0].Reason)
+	assert.Equal(t, "cancelled", trail[0].Outcome)
 }

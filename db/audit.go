@@ -42,3 +42,33 @@ FROM admin_audit WHERE target = $1 ORDER BY id`
 	}
 	return entries, nil
 }
+
+// SetAuditOutcome records what came of an audited action that was recorded before it was carried out.
+func (s *Store) SetAuditOutcome(ctx context.Context, id int64, outcome string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE admin_audit SET outcome = $2 WHERE id = $1`, id, outcome); err != nil {
+		return fmt.Errorf("audit outcome of %d: %w", id, err)
+	}
+	return nil
+}
+
+// Who and why of a cancellation that reached a session's workflow without passing through the admin API: the
+// Temporal UI's "Request Cancellation", tctl, or any other Temporal client.
+const (
+	TemporalCancelActor  = "temporal"
+	TemporalCancelReason = "Temporal cancel request"
+)
+
+// AuditTemporalCancel records the cancellation of a session that no admin action has recorded: one that came
+// by way of Temporal alone. The admin API records its cancellations before it asks Temporal to cancel, so
+// each cancellation leaves exactly one row whatever road it took; calling this again adds nothing.
+func (s *Store) AuditTemporalCancel(ctx context.Context, sessionID, outcome string) error {
+	const q = `
+INSERT INTO admin_audit (action, target, session_id, actor, reason, outcome)
+SELECT 'cancel', s.workflow_id, s.id, $3, $4, $2
+FROM sessions s
+WHERE s.id = $1 AND NOT EXISTS (SELECT 1 FROM admin_audit a WHERE a.session_id = s.id AND a.action = 'cancel')`
+	if _, err := s.db.ExecContext(ctx, q, sessionID, outcome, TemporalCancelActor, TemporalCancelReason); err != nil {
+		return fmt.Errorf("audit cancellation of %s: %w", sessionID, err)
+	}
+	return nil
+}
