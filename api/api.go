@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -118,6 +119,38 @@ func New(store *db.Store, tc client.Client, cfg Config) (http.Handler, error) {
 	return h.routes(), nil
 }
 
+// probeMethods are the methods a 405 answer tries, to name in its Allow header those the resource has.
+var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// allowed lists the methods router has a route for at the request's path; HEAD wherever GET is.
+func allowed(router *mux.Router, r *http.Request) []string {
+	var out []string
+	for _, m := range probeMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if router.Match(probe, &match) && match.MatchErr == nil {
+			out = append(out, m)
+			if m == http.MethodGet {
+				out = append(out, http.MethodHead)
+			}
+		}
+	}
+	return out
+}
+
+// headAsGet answers HEAD wherever GET is answered, as every general-purpose server must (RFC 9110, 9.1): the
+// request is routed as a GET, and net/http sends the headers without the body for a HEAD request.
+func headAsGet(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			r = r.Clone(r.Context())
+			r.Method = http.MethodGet
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // routes is the route table: every endpoint of the API, in one place.
 func (h *Handler) routes() http.Handler {
 	r := mux.NewRouter()
@@ -141,8 +174,11 @@ func (h *Handler) routes() http.Handler {
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, problem(http.StatusNotFound, "not-found", "no endpoint at "+r.URL.Path))
 	})
-	notAllowed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, problem(http.StatusMethodNotAllowed, "method-not-allowed", r.Method+" is not allowed on "+r.URL.Path))
+	notAllowed := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		methods := allowed(r, req)
+		w.Header().Set("Allow", strings.Join(methods, ", ")) // RFC 9110, 15.5.6: a 405 names what is allowed
+		writeProblem(w, req, problem(http.StatusMethodNotAllowed, "method-not-allowed",
+			req.Method+" is not allowed on "+req.URL.Path+"; allowed: "+strings.Join(methods, ", ")))
 	})
 	if h.cfg.Metrics != nil {
 		r.Handle("/metrics", h.cfg.Metrics).Methods(http.MethodGet)
@@ -154,7 +190,7 @@ func (h *Handler) routes() http.Handler {
 		r.NotFoundHandler, r.MethodNotAllowedHandler = h.cfg.Instrument(notFound), h.cfg.Instrument(notAllowed)
 	}
 	r.Use(h.tagConcert)
-	return h.recoverer(h.logRequests(r))
+	return h.recoverer(h.logRequests(headAsGet(r)))
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {

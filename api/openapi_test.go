@@ -14,6 +14,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -1568,5 +1569,60 @@ func TestOpenAPIServedDocument(t *testing.T) {
 	ok := oaObj(oaObj(oaObj(oaObj(oaObj(doc.root["paths"])["/openapi.yaml"])["get"])["responses"])["200"])
 	if oaObj(ok["content"])["application/yaml"] == nil {
 		t.Error("GET /openapi.yaml must be documented as 200 application/yaml")
+	}
+}
+
+// A 405 names the methods the resource has in its Allow header (RFC 9110, 15.5.6), and HEAD is answered
+// wherever GET is (RFC 9110, 9.1), with the headers of the GET and no body.
+func TestMethodNotAllowedNamesTheAllowedMethodsAndHeadIsAnswered(t *testing.T) {
+	doc := loadOpenAPI(t)
+	byPath := map[string][]string{}
+	for _, op := range doc.operations() {
+		byPath[op.path] = append(byPath[op.path], op.method)
+	}
+	h := oaTestHandler(t)
+	for path, methods := range byPath {
+		want := []string{}
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			if slices.Contains(methods, m) {
+				want = append(want, m)
+				if m == "GET" {
+					want = append(want, "HEAD")
+				}
+			}
+		}
+		for _, m := range []string{"PUT", "DELETE"} {
+			if slices.Contains(methods, m) {
+				continue
+			}
+			rec := oaProbe(h, m, path)
+			if rec.Code != http.StatusMethodNotAllowed {
+				t.Errorf("%s %s answers %d, not 405", m, path, rec.Code)
+				continue
+			}
+			if got := rec.Header().Get("Allow"); got != strings.Join(want, ", ") {
+				t.Errorf("%s %s: Allow %q, want %q", m, path, got, strings.Join(want, ", "))
+			}
+		}
+	}
+
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, path := range []string{"/healthz", "/openapi.yaml"} {
+		get, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = get.Body.Close()
+		head, err := http.Head(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(head.Body)
+		_ = head.Body.Close()
+		if head.StatusCode != get.StatusCode || head.Header.Get("Content-Type") != get.Header.Get("Content-Type") || len(body) != 0 {
+			t.Errorf("HEAD %s: %d %q with %d body bytes; GET answers %d %q", path, head.StatusCode,
+				head.Header.Get("Content-Type"), len(body), get.StatusCode, get.Header.Get("Content-Type"))
+		}
 	}
 }

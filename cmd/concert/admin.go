@@ -31,6 +31,9 @@ func runAdmin(ctx context.Context, args []string, out io.Writer) error {
 		return errors.New("admin: no command given")
 	}
 	switch {
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help":
+		fmt.Fprint(out, adminUsage) // asked for: the usage, and success
+		return nil
 	case args[0] == "bookings" && len(args) > 1 && args[1] == "list":
 		return adminListBookings(ctx, args[2:], out)
 	case args[0] == "bookings" && len(args) > 1 && args[1] == "cancel":

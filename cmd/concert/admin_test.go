@@ -55,3 +55,14 @@ func TestAdminCLIListsCancelsAndControlsAdmission(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, strings.Contains(err.Error(), "401"), err.Error())
 }
+
+// Asking the admin command for help prints its usage and succeeds; an unknown command still fails.
+func TestAdminHelpPrintsUsageAndSucceeds(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help", "help"} {
+		var out strings.Builder
+		require.NoError(t, runAdmin(t.Context(), []string{arg}, &out), arg)
+		assert.Contains(t, out.String(), "concert admin bookings cancel", arg)
+	}
+	var out strings.Builder
+	assert.ErrorContains(t, runAdmin(t.Context(), []string{"frobnicate"}, &out), "unknown command")
+}
