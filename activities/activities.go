@@ -258,6 +258,10 @@ func (a *Activities) AdmitNext(ctx context.Context, in AdmitInput) (AdmitResult,
 	if err != nil {
 		return AdmitResult{}, classify(err)
 	}
+	if r.Repaired > 0 {
+		activity.GetLogger(ctx).Warn("Ended sessions their workflows had left live past their windows",
+			"concertCode", in.ConcertCode, "count", r.Repaired)
+	}
 	out := AdmitResult{
 		Admitted: r.Admitted, Waiting: r.Waiting, Live: r.Live, MaxActive: r.MaxActive, Paused: r.Paused, SoldOut: r.SoldOut,
 		NextFree: r.NextFree, Untold: r.Untold,

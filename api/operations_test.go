@@ -290,3 +290,57 @@ func TestEveryCancelRoadLeavesOneAuditRow(t *testing.T) {
 	assert.Equal(t, "duplicate order", trail[0].Reason)
 	assert.Equal(t, "cancelled", trail[0].Outcome)
 }
+
+// "Terminate" in the Temporal UI (TerminateWorkflowExecution) skips the session's compensation, so its seat
+// stays held and its row live. The service repairs it by itself: once the session is past its window by the
+// repair grace, the next waiting-room step ends it EXPIRED, frees the seat and records why, and `concert
+// check` is clean again.
+func TestATerminatedSessionIsRepairedByTheService(t *testing.T) {
+	t.Parallel()
+	s := teststack.Start(t, teststack.Options{})
+	s.Store.SetRepairAfter(time.Second)
+	s.CreateConcert("TERM", 5, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
+	fan, watcher := s.CreateUser(0), s.CreateUser(0)
+	tok := s.Token("TERM", fan).Str("token")
+	require.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/TERM", tok, reserveBody(fan, eve, 3)).Status)
+	id := s.BookingID("TERM", fan)
+	sid, ok := workflows.SessionIDFromWorkflowID(id)
+	require.True(t, ok)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := s.Temporal.WorkflowService().TerminateWorkflowExecution(ctx, &workflowservice.TerminateWorkflowExecutionRequest{
+		Namespace: devserver.DefaultNamespace, WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: id},
+		Reason: "clicked Terminate in the UI", Identity: "temporal-ui",
+	})
+	require.NoError(t, err)
+	// The hold window passes (moved into the past rather than waited for): nothing ends the session now.
+	_, err = s.Store.DB().ExecContext(ctx, `UPDATE sessions SET held_until = now() - interval '5 seconds' WHERE id = $1`, sid)
+	require.NoError(t, err)
+	_, err = s.Store.DB().ExecContext(ctx, `UPDATE seats SET held_until = now() - interval '5 seconds' WHERE session_id = $1`, sid)
+	require.NoError(t, err)
+	violations, err := s.Store.CheckInvariants(ctx, time.Second)
+	require.NoError(t, err)
+	require.NotEmpty(t, violations, "the stale hold is what concert check reports")
+
+	// Any step of the waiting room repairs it; a settings change wakes it now rather than at its idle minute.
+	r := s.Do(http.MethodPost, "/api/v1/admin/concerts/TERM/admission", teststack.AdminToken, map[string]any{"maxActive": 5})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		sess, err := s.Store.GetSession(ctx, sid)
+		if assert.NoError(c, err) {
+			assert.Equal(c, "EXPIRED", sess.Status)
+		}
+	}, 20*time.Second, 100*time.Millisecond)
+	w := s.Token("TERM", watcher)
+	assertSeat(t, s, "TERM", w.Str("token"), eve, 3, "AVAILABLE", "the repair released the seat")
+	violations, err = s.Store.CheckInvariants(ctx, time.Second)
+	require.NoError(t, err)
+	assert.Empty(t, violations)
+	trail, err := s.Store.AuditTrail(ctx, id)
+	require.NoError(t, err)
+	require.Len(t, trail, 1)
+	assert.Equal(t, "expire", trail[0].Action)
+	assert.Equal(t, db.RepairActor, trail[0].Actor)
+	assert.Equal(t, "expired, seat released", trail[0].Outcome)
+}

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -45,6 +46,25 @@ type Store struct {
 	db *sqlx.DB
 	// stmts holds the prepared statements of the hot paths (see prepared), by query text.
 	stmts sync.Map
+	// repairAfter is how far past its window a live session must be for a waiting-room step to end it
+	// (see AdmitNext); in nanoseconds, 0 meaning DefaultRepairAfter.
+	repairAfter atomic.Int64
+}
+
+// DefaultRepairAfter is how far past the end of its admission or hold window a live session must be before a
+// waiting-room step ends it: its own workflow ends it at the deadline, unless the workflow was terminated (or
+// never ran), and a worker that is merely behind catches up well within this.
+const DefaultRepairAfter = 2 * time.Minute
+
+// SetRepairAfter changes how far past its window a live session must be for a waiting-room step to end it;
+// 0 restores DefaultRepairAfter.
+func (s *Store) SetRepairAfter(d time.Duration) { s.repairAfter.Store(int64(d)) }
+
+func (s *Store) repairGrace() time.Duration {
+	if d := time.Duration(s.repairAfter.Load()); d > 0 {
+		return d
+	}
+	return DefaultRepairAfter
 }
 
 // prepared returns q as a statement prepared once per pooled connection and reused. The driver otherwise

@@ -77,7 +77,20 @@ type AdmitResult struct {
 	// untoldGrace ago whose workflows have not confirmed the notice: a later step must look at them again.
 	NextFree time.Time
 	Untold   int
+	// Repaired is how many sessions this step ended because they were far past their windows and their
+	// workflows had not ended them (see DefaultRepairAfter).
+	Repaired int
 }
+
+// Who and why of a session ended by a waiting-room step (AdmitNext), as its audit row says.
+const (
+	RepairActor  = "waiting room"
+	RepairReason = "past its window and not ended by its workflow (terminated, or never ran)"
+)
+
+// pastRepair is true of a live session ($2 microseconds past its window), in a statement over sessions.
+const pastRepair = `(status = 'ACTIVE' AND active_until < now() - $2 * interval '1 microsecond')
+        OR (status = 'HELD' AND held_until < now() - $2 * interval '1 microsecond')`
 
 // untoldGrace is how long a notice may stay unconfirmed before a waiting-room step sends it again: the
 // time the API that admitted a fan at its join has to start the fan's workflow.
@@ -372,7 +385,25 @@ WHERE c.code = $1
   AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND status = 'WAITING')
   AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND NOT notified
                                             AND status_since < now() - interval '` + untoldGrace + `')
-  AND EXISTS (SELECT 1 FROM seats WHERE concert_code = c.code AND status <> 'SOLD')`
+  AND EXISTS (SELECT 1 FROM seats WHERE concert_code = c.code AND status <> 'SOLD')
+  AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND (` + pastRepair + `))`
+	// A live session this far past its window was not ended by its workflow: the workflow was terminated
+	// (Terminate skips every compensation) or never ran. The step ends it EXPIRED, frees its seat and records
+	// why, so the seat goes back on sale and the books are clean again without a human.
+	const repair = `
+WITH stale AS (
+    UPDATE sessions SET status = 'EXPIRED', status_since = now()
+    WHERE concert_code = $1 AND (` + pastRepair + `)
+    RETURNING id, workflow_id
+), freed AS (
+    UPDATE seats SET status = 'AVAILABLE', session_id = NULL, reservation_id = NULL, held_until = NULL
+    FROM stale WHERE seats.session_id = stale.id AND seats.status = 'HELD'
+    RETURNING stale.id AS session_id
+)
+INSERT INTO admin_audit (action, target, session_id, actor, reason, outcome)
+SELECT 'expire', stale.workflow_id, stale.id, '` + RepairActor + `', '` + RepairReason + `',
+       CASE WHEN EXISTS (SELECT 1 FROM freed WHERE freed.session_id = stale.id) THEN 'expired, seat released' ELSE 'expired' END
+FROM stale`
 	var q struct {
 		MaxActive int          `db:"max_active"`
 		Paused    bool         `db:"admission_paused"`
@@ -380,7 +411,8 @@ WHERE c.code = $1
 		NextFree  sql.NullTime `db:"next_free"`
 		Untold    int          `db:"untold"`
 	}
-	switch err := s.db.GetContext(ctx, &q, quiet, code); {
+	grace := micros(s.repairGrace())
+	switch err := s.db.GetContext(ctx, &q, quiet, code, grace); {
 	case err == nil:
 		return AdmitResult{MaxActive: q.MaxActive, Paused: q.Paused, Live: q.Live, NextFree: q.NextFree.Time, Untold: q.Untold}, nil
 	case !errors.Is(err, sql.ErrNoRows):
@@ -396,6 +428,15 @@ WHERE c.code = $1
 			return noRows(err, "concert "+code)
 		}
 		res.MaxActive, res.Paused = cfg.MaxActive, cfg.Paused
+		r, err := tx.ExecContext(ctx, repair, code, grace)
+		if err != nil {
+			return err
+		}
+		repaired, err := r.RowsAffected()
+		if err != nil {
+			return err
+		}
+		res.Repaired = int(repaired)
 		if err := tx.GetContext(ctx, &res.SoldOut, soldOutQuery, code); err != nil {
 			return err
 		}
