@@ -205,7 +205,6 @@ func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 // readyz reports whether PostgreSQL and Temporal answer, so a load balancer sends traffic only to an API
 // that can serve it.
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	checks := map[string]string{"postgres": "ok", "temporal": "ok"}

@@ -997,13 +997,6 @@ func (s *fuzzStack) check(t *testing.T, in fuzzRequest) {
 	t.Log(where)
 }
 
-// fuzzMemberText returns a top-level string member of a JSON object body, as the handlers decode it.
-func fuzzMemberText(b []byte, name string) string {
-	var s string
-	_ = json.Unmarshal(fuzzMember(b, name), &s)
-	return s
-}
-
 // fuzzConcertCodeless is a concert path parameter that is a valid code but no concert: the session routes
 // must answer 403 wrong-concert for it, not look it up.
 const fuzzConcertCodeless = "NO-SUCH-CONCERT"

@@ -89,7 +89,7 @@ func (s *starter) loop() {
 			// Waiting sessions are taken only when the pace allows one; otherwise look again when it will.
 			var waiting chan workflows.SessionRef
 			var pace <-chan time.Time
-			if s.waiting != nil && len(s.waiting) > 0 {
+			if len(s.waiting) > 0 {
 				if tokens := s.waitingRate.Tokens(); tokens >= 1 {
 					waiting = s.waiting
 				} else {

@@ -190,9 +190,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`
 				return err
 			}
 			// A session still HELD without a seat had its hold lapse and another session take the seat.
+			// A database failure here is not an answer: it is returned (and retried), not taken for "no seat".
 			var status string
-			if err := tx.GetContext(ctx, &status, `SELECT status FROM sessions WHERE id = $1`, sessionID); err == nil && status == "HELD" {
+			switch err := tx.GetContext(ctx, &status, `SELECT status FROM sessions WHERE id = $1`, sessionID); {
+			case err == nil && status == "HELD":
 				return ErrHoldExpired
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
+				return err
 			}
 			return ErrNoSeatHeld
 		}
