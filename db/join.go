@@ -85,14 +85,10 @@ func (s *Store) Join(ctx context.Context, p NewSession) (Joined, error) {
 	}
 }
 
-// waitingAhead6 and waitingAhead8 count, for an inserted row ins, the waiting sessions ahead of it from the
-// sequence number in parameter $6 or $8.
-const (
-	waitingAhead6 = `(SELECT count(*) FROM sessions w WHERE w.concert_code = ins.concert_code AND w.status = 'WAITING'
+// waitingAhead6 counts, for an inserted row ins, the waiting sessions ahead of it from the sequence number in
+// parameter $6.
+const waitingAhead6 = `(SELECT count(*) FROM sessions w WHERE w.concert_code = ins.concert_code AND w.status = 'WAITING'
         AND w.seq >= $6 AND w.seq < ins.seq)`
-	waitingAhead8 = `(SELECT count(*) FROM sessions w WHERE w.concert_code = ins.concert_code AND w.status = 'WAITING'
-        AND w.seq >= $8 AND w.seq < ins.seq)`
-)
 
 // joinWaiting is the stampede's common case in one statement, without a transaction of its own: a fan with
 // no live session who finds people waiting, every slot taken or admission paused, and seats left, is inserted
@@ -156,125 +152,45 @@ func unknownUser(err error, user string) error {
 	return err
 }
 
-// The statements of join, each prepared once (see Store.prepared).
-const (
-	joinLive = `
+// joinLive finds the fan's live session for the concert, and whether it is stale (see NewSession.StaleAfter).
+const joinLive = `
 SELECT ` + sessionColumns + `,
        (status = 'ACTIVE' AND active_until < now() - $3 * interval '1 microsecond')
     OR (status = 'HELD' AND held_until < now() - $3 * interval '1 microsecond') AS stale
 FROM sessions WHERE concert_code = $1 AND user_uuid = $2 AND status IN ('WAITING', 'ACTIVE', 'HELD')`
-	// joinState reads what decides a join without locking anything.
-	joinState = `
-SELECT max_active, admission_paused,
-       NOT EXISTS (SELECT 1 FROM seats WHERE concert_code = $1 AND status <> 'SOLD') AS sold_out,
-       EXISTS (SELECT 1 FROM sessions WHERE concert_code = $1 AND status = 'WAITING') AS waiting,
-       (` + liveCount + `) AS live
-FROM concerts WHERE code = $1`
-	// joinInsert inserts the session with status $5, or, when $5 is 'DECIDE', with the status this statement
-	// decides: ACTIVE when admission runs, nobody waits and a slot is free, else WAITING. It runs after the
-	// concert's lock was taken, so its snapshot sees every admission that committed before.
-	joinInsert = `
-WITH cfg AS (
-    SELECT CASE WHEN $5::text <> 'DECIDE' THEN $5::text
-                WHEN NOT c.admission_paused
-                 AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND status = 'WAITING')
-                 AND (` + liveCountOf + `) < c.max_active THEN 'ACTIVE'
-                ELSE 'WAITING' END AS status
-    FROM concerts c WHERE c.code = $3
-), ins AS (
-    INSERT INTO sessions (id, workflow_id, concert_code, user_uuid, status, notified, active_until, admitted_at, hold_window_us)
-    SELECT $1, $2, $3, $4, cfg.status, cfg.status <> 'ACTIVE',
-           CASE WHEN cfg.status = 'ACTIVE' THEN now() + $6 * interval '1 microsecond' END,
-           CASE WHEN cfg.status = 'ACTIVE' THEN now() END, $7
-    FROM cfg
-    RETURNING ` + sessionColumns + `
-)
-SELECT ins.*, ` + waitingAhead8 + ` AS ahead FROM ins`
-)
 
-// join is the transaction that decides every join joinWaiting does not: a fan with a live session (answered
-// with it, or, if it is stale, ending it first), a concert sold out, and a join that may be admitted at once.
-// The last it leaves to joinAtOnce (ok false), unless it ended a stale session, which
-// must commit together with the new one: then it takes the concert's lock itself, for one statement and the
-// commit.
+// join answers a fan who has a live session with it (ok true). A stale one (its window ended long ago and
+// nothing ended it: no workflow looks after it any more) is ended first, its seat freed; the fan then joins
+// anew, and joinAtOnce decides how (ok false), as it does for a fan with no live session.
 func (s *Store) join(ctx context.Context, p NewSession) (j Joined, ok bool, err error) {
-	stmts := map[string]*sqlx.Stmt{}
-	for _, q := range []string{joinLive, joinState, lockConcert, joinInsert} {
-		if stmts[q], err = s.prepared(ctx, q); err != nil {
-			return Joined{}, false, err
-		}
+	live, err := s.prepared(ctx, joinLive)
+	if err != nil {
+		return Joined{}, false, err
 	}
 	const endStale = `UPDATE sessions SET status = 'EXPIRED', status_since = now() WHERE id = $1 AND status IN ('ACTIVE', 'HELD')`
 	const freeStale = `
 UPDATE seats SET status = 'AVAILABLE', session_id = NULL, reservation_id = NULL, held_until = NULL
 WHERE session_id = $1 AND status = 'HELD'`
+	var cur struct {
+		Session
+		Stale bool `db:"stale"`
+	}
+	switch err := live.GetContext(ctx, &cur, p.ConcertCode, p.UserUUID, micros(p.StaleAfter)); {
+	case errors.Is(err, sql.ErrNoRows):
+		return Joined{}, false, nil
+	case err != nil:
+		return Joined{}, false, err
+	case !cur.Stale:
+		return Joined{Session: cur.Session}, true, nil
+	}
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		stmt := func(q string) *sqlx.Stmt { return tx.StmtxContext(ctx, stmts[q]) }
-		var cur struct {
-			Session
-			Stale bool `db:"stale"`
-		}
-		ended := false
-		switch err := stmt(joinLive).GetContext(ctx, &cur, p.ConcertCode, p.UserUUID, micros(p.StaleAfter)); {
-		case err == nil && !cur.Stale:
-			j.Session, ok = cur.Session, true
-			return nil
-		case err == nil:
-			ended = true
-			// Its window ended long ago and nothing ended it: no workflow looks after it any more.
-			if _, err := tx.ExecContext(ctx, freeStale, cur.ID); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, endStale, cur.ID); err != nil {
-				return err
-			}
-		case !errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, freeStale, cur.ID); err != nil {
 			return err
 		}
-		var st struct {
-			MaxActive int  `db:"max_active"`
-			Paused    bool `db:"admission_paused"`
-			SoldOut   bool `db:"sold_out"`
-			Waiting   bool `db:"waiting"`
-			Live      int  `db:"live"`
-		}
-		if err := stmt(joinState).GetContext(ctx, &st, p.ConcertCode); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("%s: %w", p.ConcertCode, ErrUnknownConcert)
-			}
-			return err
-		}
-		status := "WAITING"
-		switch {
-		case st.SoldOut:
-			status = "SOLD_OUT"
-		case st.Paused || st.Waiting || st.Live >= st.MaxActive:
-		case !ended:
-			return nil // joinAtOnce decides, outside this transaction
-		default:
-			// A slot may be free and nobody waits: decide under the concert's lock, so that concurrent joins
-			// and admission steps cannot admit past maxActive or out of order.
-			var cfg struct {
-				MaxActive int  `db:"max_active"`
-				Paused    bool `db:"admission_paused"`
-			}
-			if err := stmt(lockConcert).GetContext(ctx, &cfg, p.ConcertCode); err != nil {
-				return noRows(err, "concert "+p.ConcertCode)
-			}
-			status = "DECIDE"
-		}
-		var row struct {
-			Session
-			Ahead int64 `db:"ahead"`
-		}
-		if err := stmt(joinInsert).GetContext(ctx, &row, p.SessionID, p.WorkflowID, p.ConcertCode, p.UserUUID, status,
-			micros(p.AdmissionWindow), holdWindow(p), p.CountFrom); err != nil {
-			return unknownUser(err, p.UserUUID)
-		}
-		j, ok = Joined{Session: row.Session, Created: true, Ahead: row.Ahead, MaxActive: int64(st.MaxActive)}, true
-		return nil
+		_, err := tx.ExecContext(ctx, endStale, cur.ID)
+		return err
 	})
-	return j, ok, err
+	return Joined{}, false, err
 }
 
 // joinAtOnce inserts a session that may be admitted at once, deciding under the concert's lock (the
