@@ -110,6 +110,13 @@ SELECT count(*) FROM sessions
 WHERE concert_code = $1 AND status IN ('ACTIVE', 'HELD')
   AND ((status = 'ACTIVE' AND active_until > now()) OR (status = 'HELD' AND held_until > now()))`
 
+// nextFreeOf is, as a subquery of a statement over concerts c, the end of the first live window among the
+// concert's sessions: when the first slot frees even if nothing ends its session (AdmitResult.NextFree).
+const nextFreeOf = `
+SELECT min(CASE WHEN status = 'ACTIVE' THEN active_until ELSE held_until END) FROM sessions
+WHERE concert_code = c.code AND status IN ('ACTIVE', 'HELD')
+  AND ((status = 'ACTIVE' AND active_until > now()) OR (status = 'HELD' AND held_until > now()))`
+
 // liveCountOf is liveCount as a subquery of a statement over concerts c.
 const liveCountOf = `
 SELECT count(*) FROM sessions
@@ -366,19 +373,16 @@ ORDER BY seq LIMIT 2000`
 	// What the waiting room needs to know to sleep until something changes.
 	const after = `
 SELECT (SELECT count(*) FROM sessions WHERE concert_code = $1 AND status = 'WAITING') AS waiting,
-       (SELECT min(CASE WHEN status = 'ACTIVE' THEN active_until ELSE held_until END) FROM sessions
-        WHERE concert_code = $1 AND status IN ('ACTIVE', 'HELD')
-          AND ((status = 'ACTIVE' AND active_until > now()) OR (status = 'HELD' AND held_until > now()))) AS next_free,
+       (` + nextFreeOf + `) AS next_free,
        (SELECT count(*) FROM sessions WHERE concert_code = $1 AND NOT notified
-          AND status_since <> now() AND status_since >= now() - interval '` + untoldGrace + `') AS untold`
+          AND status_since <> now() AND status_since >= now() - interval '` + untoldGrace + `') AS untold
+FROM concerts c WHERE c.code = $1`
 	// A waiting room with nobody waiting, seats left and no notice overdue (younger ones are the API's
 	// starter's, and reported as Untold) has nothing to decide: it answers without the concert's lock, so a quiet concert's joins never find the lock taken by a step (they would
 	// wait for the next one; see join_at_once).
 	const quiet = `
 SELECT c.max_active, c.admission_paused, (` + liveCountOf + `) AS live,
-       (SELECT min(CASE WHEN status = 'ACTIVE' THEN active_until ELSE held_until END) FROM sessions
-        WHERE concert_code = c.code AND status IN ('ACTIVE', 'HELD')
-          AND ((status = 'ACTIVE' AND active_until > now()) OR (status = 'HELD' AND held_until > now()))) AS next_free,
+       (` + nextFreeOf + `) AS next_free,
        (SELECT count(*) FROM sessions WHERE concert_code = c.code AND NOT notified) AS untold
 FROM concerts c
 WHERE c.code = $1
