@@ -227,8 +227,12 @@ func toBookingView(workflowID, runID string, running bool, sa *commonpb.SearchAt
 	decode(workflows.ConcertCodeKey.GetName(), &v.ConcertCode)
 	decode(workflows.BookingStatusKey.GetName(), &v.Status)
 	var t time.Time
-	if decode(workflows.ConcertDateKey.GetName(), &t) {
-		d := booking.FormatDate(t)
+	var d string
+	switch {
+	case decode(workflows.ConcertDateLocalKey.GetName(), &d):
+		v.ConcertDate = &d
+	case decode(workflows.ConcertDateKey.GetName(), &t): // written by sessions before ConcertDateLocal
+		d = booking.FormatDate(t)
 		v.ConcertDate = &d
 	}
 	var n int64

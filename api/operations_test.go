@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/internal/devserver"
@@ -83,10 +84,35 @@ func TestSearchAttributesFindSessionsByConcertAndStatus(t *testing.T) {
 	}
 	assert.Equal(t, 1, count(`ConcertCode="OPS" AND BookingStatus="HELD"`))
 	assert.Equal(t, 1, count(`ConcertCode="OPS" AND SeatNumber=4`))
-	// Datetime equality is unreliable in the SQLite visibility store; a range is what operators use anyway.
-	assert.Equal(t, 2, count(`ConcertCode="OPS" AND ConcertDate BETWEEN "2026-12-24T00:00:00Z" AND "2026-12-24T23:59:59Z"`))
-	assert.Equal(t, 0, count(`ConcertCode="OPS" AND ConcertDate BETWEEN "2026-12-25T00:00:00Z" AND "2026-12-25T23:59:59Z"`))
+	// The performance is the venue's local time, exactly as the API writes it, so equality works.
+	assert.Equal(t, 2, count(`ConcertCode="OPS" AND ConcertDateLocal="`+eve+`"`))
+	assert.Equal(t, 2, count(`ConcertCode="OPS" AND ConcertDateLocal STARTS_WITH "`+eve[:10]+`"`))
+	assert.Equal(t, 0, count(`ConcertCode="OPS" AND ConcertDateLocal STARTS_WITH "2026-12-25"`))
+	assert.Equal(t, 0, count(`ConcertCode="OPS" AND ConcertDate IS NOT NULL`), "the Datetime labelled UTC is no longer written")
 	assert.Equal(t, 1, count(`ConcertCode="OPS" AND BookingStatus="PAID" AND SeatNumber=4`))
+
+	// A seat given up leaves no trace in the filters: SeatNumber=3 finds nobody once its holder is cancelled.
+	r := s.Do(http.MethodPost, "/api/v1/admin/bookings/"+id(held)+"/cancel", teststack.AdminToken,
+		map[string]any{"reason": "test", "actor": "ops-test"})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, 1, count(`ConcertCode="OPS" AND BookingStatus="CANCELLED"`))
+	}, 30*time.Second, 200*time.Millisecond)
+	assert.Equal(t, 0, count(`ConcertCode="OPS" AND SeatNumber=3`))
+	assert.Equal(t, 1, count(`ConcertCode="OPS" AND ConcertDateLocal="`+eve+`"`), "only the buyer's session names the date")
+
+	// The page an operator lands on names the session, its user and how support ends it.
+	desc, err := s.Temporal.DescribeWorkflowExecution(context.Background(), id(paid), "")
+	require.NoError(t, err)
+	var summary, details string
+	dc := converter.GetDefaultDataConverter()
+	require.NoError(t, dc.FromPayload(desc.GetExecutionConfig().GetUserMetadata().GetSummary(), &summary))
+	require.NoError(t, dc.FromPayload(desc.GetExecutionConfig().GetUserMetadata().GetDetails(), &details))
+	sessionID, ok := workflows.SessionIDFromWorkflowID(id(paid))
+	require.True(t, ok)
+	assert.Contains(t, summary, sessionID)
+	assert.Contains(t, details, paid)
+	assert.Contains(t, details, "concert admin bookings cancel "+id(paid))
 }
 
 // TestOperatorsPauseResumeAndResizeAdmission proves that pausing holds new sessions in the queue even with

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -95,6 +96,7 @@ func (d *Door) startOptions(ref SessionRef) client.StartWorkflowOptions {
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		TypedSearchAttributes:    StartSearchAttributes(ref.ConcertCode, status, time.Now(), ref.Deadline),
 		StaticSummary:            "Booking session " + ref.ID + " of concert " + ref.ConcertCode,
+		StaticDetails:            staticDetails(ref),
 	}
 }
 
@@ -201,4 +203,18 @@ func SessionGone(err error) bool {
 	var notFound *serviceerror.NotFound
 	return err != nil && (errors.As(err, &started) || errors.As(err, &notFound) ||
 		temporal.IsWorkflowExecutionAlreadyStartedError(err))
+}
+
+// staticDetails is what an operator reads on the session's page in the Temporal UI before any tab: whose
+// session it is, where its live state is, and how support ends it.
+func staticDetails(ref SessionRef) string {
+	return fmt.Sprintf(`Session **%s** of user `+"`%s`"+` for concert `+"`%s`"+`.
+
+Its state now: the search attributes BookingStatus, BookingDeadline, SeatNumber and ConcertDateLocal (the venue's
+local time); the timer on this page while it is ACTIVE or HELD; *Current details* on the User Metadata tab; the
+`+"`status`"+` query.
+
+Support: `+"`concert admin bookings cancel %s --reason ...`"+` (audited; the seat is released). "Request
+Cancellation" here does the same and is audited with actor `+"`temporal`"+`. Terminate skips the release: the
+service repairs a terminated session within a few minutes of its deadline.`, ref.ID, ref.UserUUID, ref.ConcertCode, ref.WorkflowID)
 }

@@ -51,7 +51,11 @@ var (
 // A new path gets a row here and a flow in internal/histories. The v1- histories are of sessions started
 // before PostgreSQL issued tokens (their workflow joined the queue itself through the join update); they stay,
 // because such sessions may still be running when the new code is deployed.
-var capturedPaths = []capturedPath{
+var capturedPaths = append(append(append(sessionPaths, earlier("v3-", sessionPaths)...), admissionPaths...), olderPaths...)
+
+// sessionPaths are the paths of a session on the current code. The v3- histories are the same paths from
+// before ConcertDateLocal (they wrote the Datetime ConcertDate; the commands are the same).
+var sessionPaths = []capturedPath{
 	{"session-paid", "BookingSession", completed, booking.StatusPaid,
 		[]string{signal(booking.SignalAdmission), update(workflows.UpdateReserve),
 			failedUpdate(workflows.UpdatePay, booking.ErrInsufficientBalance), update(workflows.UpdatePay)},
@@ -75,11 +79,17 @@ var capturedPaths = []capturedPath{
 	{"session-cancelled-while-waiting", "BookingSession", cancelled, "",
 		[]string{cancelRequest},
 		[]string{"Attach", "Release"}},
+}
+
+var admissionPaths = []capturedPath{
 	// Woken by the first two waiters, then by each payment that freed the one slot while someone waited.
 	{"admission-sold-out", "Admission", cancelled, "",
 		[]string{signal(workflows.SignalWake), signal(workflows.SignalWake), signal(workflows.SignalWake),
 			signal(workflows.SignalWake), cancelRequest},
 		[]string{"AdmitNext", "NotifyAdmissions"}},
+}
+
+var olderPaths = []capturedPath{
 	{"v1-session-paid", "BookingSession", completed, booking.StatusPaid,
 		[]string{update(workflows.UpdateJoin), signal(booking.SignalAdmission), update(workflows.UpdateReserve),
 			failedUpdate(workflows.UpdatePay, booking.ErrInsufficientBalance), update(workflows.UpdatePay)},
@@ -116,6 +126,16 @@ var capturedPaths = []capturedPath{
 	{"v1-admission-sold-out", "Admission", completed, "",
 		[]string{signal(workflows.SignalWake), signal(workflows.SignalWake)},
 		[]string{"AdmitNext", "NotifyAdmissions"}},
+}
+
+// earlier names the histories of paths, captured from an earlier version of the code, with prefix.
+func earlier(prefix string, paths []capturedPath) []capturedPath {
+	out := make([]capturedPath, len(paths))
+	for i, p := range paths {
+		p.file = prefix + p.file
+		out[i] = p
+	}
+	return out
 }
 
 func update(name string) string { return "update " + name }

@@ -19,7 +19,14 @@ var (
 	ConcertCodeKey = temporal.NewSearchAttributeKeyKeyword("ConcertCode")
 	// BookingStatusKey is the session's status (WAITING, ACTIVE, HELD, PAID, EXPIRED, CANCELLED, SOLD_OUT).
 	BookingStatusKey = temporal.NewSearchAttributeKeyKeyword("BookingStatus")
-	// ConcertDateKey is the performance of the held or bought seat, once there is one.
+	// ConcertDateLocalKey is the performance of the held or bought seat, once there is one, as the venue's
+	// local date-time exactly as the API writes it (2026-12-24T19:00:00). A keyword, not a Datetime: a
+	// Datetime carries a zone, and the UI would show the venue's 19:00 as 19:00 UTC converted to the
+	// operator's own zone.
+	ConcertDateLocalKey = temporal.NewSearchAttributeKeyKeyword("ConcertDateLocal")
+	// ConcertDateKey is what sessions wrote before ConcertDateLocal: the venue's local time labelled UTC. It
+	// stays registered for their visibility records and is no longer written; a session clears it at its next
+	// change.
 	ConcertDateKey = temporal.NewSearchAttributeKeyTime("ConcertDate")
 	// SeatNumberKey is the held or bought seat, once there is one.
 	SeatNumberKey = temporal.NewSearchAttributeKeyInt64("SeatNumber")
@@ -37,6 +44,7 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		ConcertCodeKey.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		BookingStatusKey.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		ConcertDateKey.GetName():        enumspb.INDEXED_VALUE_TYPE_DATETIME,
+		ConcertDateLocalKey.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SeatNumberKey.GetName():         enumspb.INDEXED_VALUE_TYPE_INT,
 		BookingStatusSinceKey.GetName(): enumspb.INDEXED_VALUE_TYPE_DATETIME,
 		BookingDeadlineKey.GetName():    enumspb.INDEXED_VALUE_TYPE_DATETIME,
@@ -75,7 +83,10 @@ func (s *session) publish(ctx workflow.Context) {
 		updates = append(updates, BookingDeadlineKey.ValueSet(deadline))
 	}
 	if r := s.reservation; r != nil {
-		updates = append(updates, ConcertDateKey.ValueSet(r.ConcertDate), SeatNumberKey.ValueSet(int64(r.SeatNumber)))
+		updates = append(updates, ConcertDateLocalKey.ValueSet(booking.FormatDate(r.ConcertDate)), SeatNumberKey.ValueSet(int64(r.SeatNumber)))
+	}
+	if _, ok := workflow.GetTypedSearchAttributes(ctx).GetTime(ConcertDateKey); ok {
+		updates = append(updates, ConcertDateKey.ValueUnset())
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		s.logger.Warn("Could not update search attributes", "Error", err)
@@ -109,11 +120,19 @@ func (s *session) publishChanges(ctx workflow.Context) {
 	if s.status == booking.StatusExpired || s.status == booking.StatusCancelled || s.status == booking.StatusSoldOut {
 		seat = nil // given up: a filter on the seat finds only its holder or buyer
 	}
-	var date time.Time
+	// The seat's attributes change only with the status (held, given up), so they never cost an upsert
+	// of their own; that keeps the number of upserts of every recorded history as it was.
+	var date string
 	if seat != nil {
-		date = seat.ConcertDate
+		date = booking.FormatDate(seat.ConcertDate)
 	}
-	setTime(ConcertDateKey, date)
+	switch v, ok := cur.GetKeyword(ConcertDateLocalKey); {
+	case date == "" && ok:
+		updates = append(updates, ConcertDateLocalKey.ValueUnset())
+	case date != "" && (!ok || v != date):
+		updates = append(updates, ConcertDateLocalKey.ValueSet(date))
+	}
+	setTime(ConcertDateKey, time.Time{})
 	switch v, ok := cur.GetInt64(SeatNumberKey); {
 	case seat == nil && ok:
 		updates = append(updates, SeatNumberKey.ValueUnset())

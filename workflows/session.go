@@ -228,7 +228,7 @@ func (s *session) waitForAdmission(ctx workflow.Context) error {
 // waitForReservation gives the admitted user the admission window to hold a seat.
 func (s *session) waitForReservation(ctx workflow.Context) error {
 	soldOut := func() bool { return s.admission != nil && s.admission.Status == booking.StatusSoldOut }
-	ok, err := s.awaitUntil(ctx, s.activeUntil, "admission window",
+	ok, err := s.awaitUntil(ctx, s.activeUntil, "ACTIVE: admission window until "+s.activeUntil.UTC().Format(time.RFC3339),
 		func() bool { return s.status != booking.StatusActive || (soldOut() && !s.busy) })
 	if err != nil || s.status != booking.StatusActive {
 		return err
@@ -242,7 +242,10 @@ func (s *session) waitForReservation(ctx workflow.Context) error {
 
 // waitForPayment gives the user the hold window to pay.
 func (s *session) waitForPayment(ctx workflow.Context) error {
-	_, err := s.awaitUntil(ctx, s.reservation.HeldUntil, "hold window", func() bool { return s.status != booking.StatusHeld })
+	r := s.reservation
+	summary := fmt.Sprintf("HELD: seat %d on %s (venue time), hold window until %s",
+		r.SeatNumber, booking.FormatDate(r.ConcertDate), r.HeldUntil.UTC().Format(time.RFC3339))
+	_, err := s.awaitUntil(ctx, r.HeldUntil, summary, func() bool { return s.status != booking.StatusHeld })
 	if err != nil || s.status != booking.StatusHeld {
 		return err
 	}
