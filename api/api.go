@@ -202,14 +202,14 @@ func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz reports whether PostgreSQL and Temporal answer, so a load balancer sends traffic only to an API
-// that can serve it.
+// readyz reports whether PostgreSQL answers with this binary's schema and Temporal answers, so a load
+// balancer sends traffic only to an API that can serve it.
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	checks := map[string]string{"postgres": "ok", "temporal": "ok"}
 	ready := true
-	if err := h.store.Ping(ctx); err != nil {
+	if err := h.store.Ready(ctx); err != nil {
 		checks["postgres"], ready = err.Error(), false
 	}
 	if _, err := h.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {

@@ -217,3 +217,22 @@ func TestRateLimitsAnswer429WithRetryAfter(t *testing.T) {
 	}
 	assert.Positive(t, refused, "requests for new users from one address are limited too")
 }
+
+// TestReadyzFailsWhenTheDatabaseLacksTheSchema proves that an API whose database answers but cannot serve it
+// (re-created empty, wiped, or behind the binary) leaves the load balancer's rotation instead of answering
+// every request 503 while /readyz says ready.
+func TestReadyzFailsWhenTheDatabaseLacksTheSchema(t *testing.T) {
+	t.Parallel()
+	s := teststack.Start(t, teststack.Options{})
+	r := s.Do(http.MethodGet, "/readyz", "", nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+
+	var last string
+	require.NoError(t, s.Store.DB().Get(&last, `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations) RETURNING version`))
+	r = s.Do(http.MethodGet, "/readyz", "", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, r.Status, string(r.Raw))
+	assert.Equal(t, "/problems/service-unavailable", r.ProblemType())
+	checks, _ := r.Body["checks"].(map[string]any)
+	assert.Contains(t, checks["postgres"], last, "the probe says which migration is missing")
+	assert.Equal(t, "ok", checks["temporal"])
+}

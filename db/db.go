@@ -121,9 +121,6 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// Ping checks that the database answers; readiness probes call it.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
-
 // DB exposes the pool to tests and tools of this module that inspect the database directly.
 func (s *Store) DB() *sqlx.DB { return s.db }
 

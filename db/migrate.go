@@ -3,10 +3,14 @@ package db
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/lib/pq"
 )
 
 //go:embed migrations/*.sql
@@ -39,13 +43,12 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 	if _, err := conn.ExecContext(ctx, createTable); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	names, err := migrationFiles()
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	sort.Strings(names)
 	for _, name := range names {
-		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+		version := versionOf(name)
 		var done bool
 		if err := conn.GetContext(ctx, &done, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, version); err != nil {
 			return applied, fmt.Errorf("migrate %s: %w", version, err)
@@ -75,4 +78,43 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 		applied = append(applied, version)
 	}
 	return applied, nil
+}
+
+// migrationFiles are the embedded migrations in the order they apply.
+func migrationFiles() ([]string, error) {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	sort.Strings(names)
+	return names, err
+}
+
+// versionOf is the version a migration file is recorded under in schema_migrations.
+func versionOf(name string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+}
+
+// Ready checks that the database answers and holds the schema this binary was built for: every embedded
+// migration recorded. A database dropped and re-created, wiped, or older than the binary answers a ping but
+// fails every request, so readiness probes ask this, not Ping.
+func (s *Store) Ready(ctx context.Context) error {
+	names, err := migrationFiles()
+	if err != nil {
+		return err
+	}
+	want := make([]string, len(names))
+	for i, name := range names {
+		want[i] = versionOf(name)
+	}
+	var have []string
+	err = s.db.SelectContext(ctx, &have, `SELECT version FROM schema_migrations WHERE version = ANY($1)`, pq.Array(want))
+	var pqErr *pq.Error
+	switch {
+	case errors.As(err, &pqErr) && pqErr.Code == "42P01": // undefined_table
+		return errors.New("the database has no schema (dropped or wiped?); restart the service or run 'concert migrate'")
+	case err != nil:
+		return err
+	case len(have) < len(want):
+		missing := slices.DeleteFunc(want, func(v string) bool { return slices.Contains(have, v) })
+		return fmt.Errorf("the database lacks migrations %s; run 'concert migrate'", strings.Join(missing, ", "))
+	}
+	return nil
 }

@@ -124,7 +124,8 @@ func TestEnsureDatabaseCreatesMissingDatabase(t *testing.T) {
 	store, err := db.Open(t.Context(), dsn)
 	require.NoError(t, err)
 	defer store.Close()
-	require.NoError(t, store.Ping(t.Context()))
+	_, err = store.Migrate(t.Context())
+	require.NoError(t, err, "the new database takes the schema")
 	require.NoError(t, db.EnsureDatabase(t.Context(), dsn), "a second call finds the database and succeeds")
 }
 
@@ -160,4 +161,25 @@ func TestEnsureDatabaseRejectsURLsWithoutDatabase(t *testing.T) {
 			assert.Contains(t, err.Error(), "DATABASE_URL")
 		})
 	}
+}
+
+// TestReadyNamesWhatTheDatabaseLacks proves that readiness fails, and says why, for a database that answers
+// but cannot serve this binary: no schema at all (dropped and re-created) or a migration missing.
+func TestReadyNamesWhatTheDatabaseLacks(t *testing.T) {
+	t.Parallel()
+	store := openEmpty(t)
+	err := store.Ready(t.Context())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no schema")
+
+	_, err = store.Migrate(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, store.Ready(t.Context()))
+
+	versions := migrationVersions(t)
+	last := versions[len(versions)-1]
+	exec(t, store, `DELETE FROM schema_migrations WHERE version = $1`, last)
+	err = store.Ready(t.Context())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), last)
 }
