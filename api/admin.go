@@ -16,6 +16,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
@@ -112,6 +113,8 @@ type bookingView struct {
 	Deadline    *time.Time `json:"deadline"`
 	Stuck       bool       `json:"stuck"`
 	Running     bool       `json:"running"`
+	// StuckReason says, for a stuck session, what its workflow shows and what support should do.
+	StuckReason string `json:"stuckReason,omitempty"`
 }
 
 // maxListLimit bounds one page of the bookings list.
@@ -146,11 +149,6 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 		}
 		stuckOnly = v
 	}
-	if stuckOnly {
-		clauses = append(clauses, fmt.Sprintf("ExecutionStatus = 'Running' AND %s IN ('ACTIVE', 'HELD') AND %s < '%s'",
-			workflows.BookingStatusKey.GetName(), workflows.BookingDeadlineKey.GetName(),
-			now.Add(-h.cfg.StuckGrace).UTC().Format(time.RFC3339Nano)))
-	}
 	limit := 100
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -159,6 +157,14 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		limit = n
+	}
+	if stuckOnly {
+		if q.Get("pageToken") != "" {
+			writeProblem(w, r, invalid("stuckOnly lists one page, oldest deadline first; it takes no pageToken"))
+			return
+		}
+		h.listStuck(w, r, q.Get("concertCode"), q.Get("status"), limit, now)
+		return
 	}
 	var pageToken []byte
 	if s := q.Get("pageToken"); s != "" {
@@ -206,6 +212,95 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 		body["nextPageToken"] = base64.RawURLEncoding.EncodeToString(resp.NextPageToken)
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// listStuck lists the sessions that are stuck: live in PostgreSQL, the store of record, more than the grace
+// period past their deadline. Visibility cannot find them all: a terminated workflow is no longer running,
+// and one that never started is not there at all. Each gets what its workflow shows and what to do.
+func (h *Handler) listStuck(w http.ResponseWriter, r *http.Request, code, status string, limit int, now time.Time) {
+	ctx := r.Context()
+	if status != "" && status != string(booking.StatusActive) && status != string(booking.StatusHeld) {
+		writeJSON(w, http.StatusOK, map[string]any{"bookings": []bookingView{}, "stuckGraceSeconds": h.cfg.StuckGrace.Seconds()})
+		return
+	}
+	rows, err := h.store.OverdueSessions(ctx, code, status, now.Add(-h.cfg.StuckGrace), limit)
+	if err != nil {
+		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
+		return
+	}
+	runs, err := h.workflowRuns(ctx, rows)
+	if err != nil {
+		writeProblem(w, r, h.workflowProblem(ctx, err))
+		return
+	}
+	out := make([]bookingView, 0, len(rows))
+	for _, row := range rows {
+		deadline, since := row.Deadline.UTC(), row.StatusSince.UTC()
+		v := bookingView{
+			BookingID: row.WorkflowID, SessionID: row.ID, ConcertCode: row.ConcertCode, UUID: row.UserUUID,
+			Status: row.Status, Since: &since, Deadline: &deadline, Stuck: true,
+		}
+		if row.ConcertDate.Valid && row.SeatNumber.Valid {
+			d := booking.FormatDate(row.ConcertDate.Time)
+			v.ConcertDate, v.SeatNumber = &d, &row.SeatNumber.Int64
+		}
+		run, found := runs[row.WorkflowID]
+		v.RunID, v.Running = run.GetExecution().GetRunId(), found && run.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+		switch {
+		case v.Running:
+			v.StuckReason = "its workflow is running but has not ended it: are the workers, or their database, down?"
+		case now.Before(row.RepairBy):
+			v.StuckReason = fmt.Sprintf("its workflow is %s; the waiting room will end it by %s", workflowState(run, found),
+				row.RepairBy.UTC().Format(time.RFC3339))
+		default:
+			v.StuckReason = fmt.Sprintf("its workflow is %s and the waiting room has not ended it (is admission-%s running?): cancel it",
+				workflowState(run, found), row.ConcertCode)
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"bookings": out, "stuckGraceSeconds": h.cfg.StuckGrace.Seconds()})
+}
+
+// workflowRuns finds, in one visibility query, the workflow of each session: the run that is the session
+// (sessions from before service-chosen IDs shared a workflow ID, and their session ID is the run ID), else
+// the newest run of the ID.
+func (h *Handler) workflowRuns(ctx context.Context, rows []db.OverdueSession) (map[string]*workflowpb.WorkflowExecutionInfo, error) {
+	out := make(map[string]*workflowpb.WorkflowExecutionInfo, len(rows))
+	if len(rows) == 0 {
+		return out, nil
+	}
+	ids, sessions := make([]string, 0, len(rows)), make(map[string]string, len(rows))
+	for _, row := range rows {
+		ids = append(ids, "'"+row.WorkflowID+"'") // IDs are built from a checked concert code and a UUID
+		sessions[row.WorkflowID] = row.ID
+	}
+	query := "WorkflowId IN (" + strings.Join(ids, ", ") + ")"
+	var token []byte
+	for {
+		resp, err := h.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: query, NextPageToken: token, PageSize: int32(2 * len(rows)),
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, ex := range resp.Executions {
+			id := ex.GetExecution().GetWorkflowId()
+			if _, seen := out[id]; !seen || ex.GetExecution().GetRunId() == sessions[id] {
+				out[id] = ex
+			}
+		}
+		if token = resp.NextPageToken; len(token) == 0 {
+			return out, nil
+		}
+	}
+}
+
+// workflowState names what Temporal shows of a session's workflow, for the stuck reason.
+func workflowState(run *workflowpb.WorkflowExecutionInfo, found bool) string {
+	if !found {
+		return "not in Temporal (never started, or past retention)"
+	}
+	return strings.ToLower(strings.TrimPrefix(run.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"))
 }
 
 // toBookingView reads a session's search attributes. Its session ID is the tail of the workflow ID (for

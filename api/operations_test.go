@@ -223,6 +223,9 @@ func TestStuckSessionsAreListed(t *testing.T) {
 		if assert.Len(c, stuck, 1) {
 			assert.Equal(c, s.BookingID("STUCK", u), stuck[0]["bookingId"])
 			assert.Equal(c, true, stuck[0]["stuck"])
+			assert.Equal(c, true, stuck[0]["running"])
+			assert.Contains(c, stuck[0]["stuckReason"], "workers")
+			assert.EqualValues(c, 1, stuck[0]["seatNumber"])
 		}
 	}, 30*time.Second, 250*time.Millisecond)
 	r := s.Do(http.MethodGet, "/api/v1/admin/bookings?status=NOPE", teststack.AdminToken, nil)
@@ -323,8 +326,8 @@ func TestEveryCancelRoadLeavesOneAuditRow(t *testing.T) {
 // check` is clean again.
 func TestATerminatedSessionIsRepairedByTheService(t *testing.T) {
 	t.Parallel()
-	s := teststack.Start(t, teststack.Options{})
-	s.Store.SetRepairAfter(time.Second)
+	s := teststack.Start(t, teststack.Options{StuckGrace: time.Second})
+	s.Store.SetRepairAfter(time.Hour) // until the test has seen the stuck list
 	s.CreateConcert("TERM", 5, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
 	fan, watcher := s.CreateUser(0), s.CreateUser(0)
 	tok := s.Token("TERM", fan).Str("token")
@@ -349,6 +352,19 @@ func TestATerminatedSessionIsRepairedByTheService(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, violations, "the stale hold is what concert check reports")
 
+	// Support sees it in the stuck list although its workflow no longer runs, with what will happen.
+	stuck := listBookings(t, s, "concertCode=TERM&stuckOnly=true")
+	require.Len(t, stuck, 1)
+	assert.Equal(t, id, stuck[0]["bookingId"])
+	assert.Equal(t, false, stuck[0]["running"])
+	assert.Contains(t, stuck[0]["stuckReason"], "terminated")
+	assert.Contains(t, stuck[0]["stuckReason"], "will end it by")
+	s.Store.SetRepairAfter(time.Second)
+	stuck = listBookings(t, s, "concertCode=TERM&stuckOnly=true&status=HELD")
+	require.Len(t, stuck, 1)
+	assert.Contains(t, stuck[0]["stuckReason"], "cancel it", "past its repair time, it needs a human")
+	assert.Empty(t, listBookings(t, s, "concertCode=TERM&stuckOnly=true&status=ACTIVE"))
+
 	// Any step of the waiting room repairs it; a settings change wakes it now rather than at its idle minute.
 	r := s.Do(http.MethodPost, "/api/v1/admin/concerts/TERM/admission", teststack.AdminToken, map[string]any{"maxActive": 5})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
@@ -369,4 +385,5 @@ func TestATerminatedSessionIsRepairedByTheService(t *testing.T) {
 	assert.Equal(t, "expire", trail[0].Action)
 	assert.Equal(t, db.RepairActor, trail[0].Actor)
 	assert.Equal(t, "expired, seat released", trail[0].Outcome)
+	assert.Empty(t, listBookings(t, s, "concertCode=TERM&stuckOnly=true"), "repaired, nothing is stuck")
 }

@@ -514,3 +514,38 @@ FROM sessions s WHERE s.id = $1`
 	}
 	return row.Code, row.Waiting, nil
 }
+
+// OverdueSession is a live session (ACTIVE or HELD) whose window ended: its workflow should have ended it.
+type OverdueSession struct {
+	Session
+	Deadline    time.Time     `db:"deadline"`
+	ConcertDate sql.NullTime  `db:"concert_date"`
+	SeatNumber  sql.NullInt64 `db:"seat_number"`
+	// RepairBy is when a waiting-room step ends it, if its workflow does not (see DefaultRepairAfter).
+	RepairBy time.Time `db:"repair_by"`
+}
+
+// OverdueSessions lists, from the store of record, live sessions whose admission or hold window ended
+// before `before`, oldest deadline first, at most limit of them; concertCode and status narrow the list when
+// not empty. Whatever their workflows show (running behind, terminated, never started), these are the
+// sessions that still count against a slot or a seat.
+func (s *Store) OverdueSessions(ctx context.Context, concertCode, status string, before time.Time, limit int) ([]OverdueSession, error) {
+	const q = `
+SELECT s.id, s.workflow_id, s.concert_code, s.user_uuid, s.seq, s.status, s.active_until, s.held_until, s.status_since,
+       CASE s.status WHEN 'ACTIVE' THEN s.active_until ELSE s.held_until END AS deadline,
+       st.concert_date, st.seat_number,
+       CASE s.status WHEN 'ACTIVE' THEN s.active_until ELSE s.held_until END + $5 * interval '1 microsecond' AS repair_by
+FROM sessions s
+LEFT JOIN seats st ON st.session_id = s.id AND st.status = 'HELD'
+WHERE s.status IN ('ACTIVE', 'HELD')
+  AND CASE s.status WHEN 'ACTIVE' THEN s.active_until ELSE s.held_until END < $1
+  AND ($2 = '' OR s.concert_code = $2)
+  AND ($3 = '' OR s.status = $3)
+ORDER BY deadline, s.seq
+LIMIT $4`
+	var out []OverdueSession
+	if err := s.db.SelectContext(ctx, &out, q, before, concertCode, status, limit, micros(s.repairGrace())); err != nil {
+		return nil, fmt.Errorf("overdue sessions: %w", err)
+	}
+	return out, nil
+}

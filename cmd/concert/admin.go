@@ -106,7 +106,7 @@ func adminListBookings(ctx context.Context, args []string, out io.Writer) error 
 	c := adminFlags(fs)
 	concert := fs.String("concert", "", "only this concert")
 	status := fs.String("status", "", "only this status (WAITING, ACTIVE, HELD, PAID, EXPIRED, CANCELLED, SOLD_OUT)")
-	stuck := fs.Bool("stuck", false, "only sessions past their deadline plus the grace period (workers not making progress)")
+	stuck := fs.Bool("stuck", false, "only live sessions past their deadline plus the grace period, from PostgreSQL, with what each needs")
 	limit := fs.Int("limit", 100, "at most this many")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	if err := fs.Parse(args); err != nil {
@@ -133,6 +133,7 @@ func adminListBookings(ctx context.Context, args []string, out io.Writer) error 
 			Since       *string `json:"since"`
 			Deadline    *string `json:"deadline"`
 			Stuck       bool    `json:"stuck"`
+			StuckReason string  `json:"stuckReason"`
 		} `json:"bookings"`
 	}
 	var raw json.RawMessage
@@ -147,13 +148,21 @@ func adminListBookings(ctx context.Context, args []string, out io.Writer) error 
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "BOOKING ID\tSTATUS\tSEAT\tSINCE\tDEADLINE\tSTUCK")
+	header := "BOOKING ID\tSTATUS\tSEAT\tSINCE\tDEADLINE\tSTUCK"
+	if *stuck {
+		header += "\tWHAT IT NEEDS"
+	}
+	fmt.Fprintln(tw, header)
 	for _, b := range resp.Bookings {
 		seat := "-"
 		if b.ConcertDate != nil && b.SeatNumber != nil {
 			seat = fmt.Sprintf("%s #%d", *b.ConcertDate, *b.SeatNumber)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\n", b.BookingID, b.Status, seat, deref(b.Since), deref(b.Deadline), b.Stuck)
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%t", b.BookingID, b.Status, seat, deref(b.Since), deref(b.Deadline), b.Stuck)
+		if *stuck {
+			line += "\t" + b.StuckReason
+		}
+		fmt.Fprintln(tw, line)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

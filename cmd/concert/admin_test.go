@@ -17,7 +17,7 @@ import (
 // TestAdminCLIListsCancelsAndControlsAdmission drives `concert admin` against a running stack: it lists a
 // held booking, cancels it (the seat comes free) and pauses admission.
 func TestAdminCLIListsCancelsAndControlsAdmission(t *testing.T) {
-	s := teststack.Start(t, teststack.Options{})
+	s := teststack.Start(t, teststack.Options{StuckGrace: time.Second})
 	s.CreateConcert("CLI", 5, teststack.ConcertDate{Date: "2026-12-24T19:00:00", Seats: 3, Price: 1000})
 	u := s.CreateUser(0)
 	tok := s.Token("CLI", u).Str("token")
@@ -38,7 +38,19 @@ func TestAdminCLIListsCancelsAndControlsAdmission(t *testing.T) {
 		assert.Contains(c, out, "2026-12-24T19:00:00 #2")
 	}, 30*time.Second, 200*time.Millisecond)
 
-	out, err := admin(append([]string{"bookings", "cancel", id, "--reason", "stuck payment page", "--actor", "agent-1"}, conn...)...)
+	out, err := admin(append([]string{"bookings", "list", "--stuck"}, conn...)...)
+	require.NoError(t, err)
+	assert.Contains(t, out, "0 booking(s)", "a fresh hold is not stuck")
+	// The hold's end moves into the past in the store while its workflow's timer still waits: stuck.
+	_, err = s.Store.DB().Exec(`UPDATE sessions SET held_until = now() - interval '5 seconds' WHERE workflow_id = $1`, id)
+	require.NoError(t, err)
+	out, err = admin(append([]string{"bookings", "list", "--stuck"}, conn...)...)
+	require.NoError(t, err)
+	assert.Contains(t, out, "WHAT IT NEEDS")
+	assert.Contains(t, out, id)
+	assert.Contains(t, out, "workers")
+
+	out, err = admin(append([]string{"bookings", "cancel", id, "--reason", "stuck payment page", "--actor", "agent-1"}, conn...)...)
 	require.NoError(t, err)
 	assert.Contains(t, out, "CANCELLED")
 	var status string
