@@ -155,10 +155,10 @@ func TestThreeUsersBookThroughTheWaitingRoom(t *testing.T) {
 		assert.EqualValues(t, u.balance, r.Int("balance"))
 	}
 	var sold int
-	require.NoError(t, s.Store.DB().Get(&sold, `SELECT count(*) FROM seats WHERE concert_code = 'FLOW' AND status = 'SOLD'`))
+	require.NoError(t, s.SQL.Get(&sold, `SELECT count(*) FROM seats WHERE concert_code = 'FLOW' AND status = 'SOLD'`))
 	assert.Equal(t, 3, sold)
 	var mismatched int
-	require.NoError(t, s.Store.DB().Get(&mismatched, `
+	require.NoError(t, s.SQL.Get(&mismatched, `
 SELECT count(*) FROM users u WHERE u.balance <> (SELECT COALESCE(sum(delta), 0) FROM ledger l WHERE l.user_uuid = u.uuid)`))
 	assert.Zero(t, mismatched, "every balance equals the sum of its ledger")
 
@@ -272,10 +272,10 @@ func TestHundredSessionsRaceForOneSeat(t *testing.T) {
 	assert.Equal(t, 1, ok, "exactly one session gets the seat")
 	assert.Equal(t, n-1, conflict)
 	var holders int
-	require.NoError(t, s.Store.DB().Get(&holders, `
+	require.NoError(t, s.SQL.Get(&holders, `
 SELECT count(DISTINCT session_id) FROM seats WHERE concert_code = 'RACE' AND seat_number = 7 AND status = 'HELD'`))
 	assert.Equal(t, 1, holders)
 	var heldSessions int
-	require.NoError(t, s.Store.DB().Get(&heldSessions, `SELECT count(*) FROM sessions WHERE concert_code = 'RACE' AND status = 'HELD'`))
+	require.NoError(t, s.SQL.Get(&heldSessions, `SELECT count(*) FROM sessions WHERE concert_code = 'RACE' AND status = 'HELD'`))
 	assert.Equal(t, 1, heldSessions, "the losers stay ACTIVE")
 }

@@ -344,9 +344,9 @@ func TestATerminatedSessionIsRepairedByTheService(t *testing.T) {
 	})
 	require.NoError(t, err)
 	// The hold window passes (moved into the past rather than waited for): nothing ends the session now.
-	_, err = s.Store.DB().ExecContext(ctx, `UPDATE sessions SET held_until = now() - interval '5 seconds' WHERE id = $1`, sid)
+	_, err = s.SQL.ExecContext(ctx, `UPDATE sessions SET held_until = now() - interval '5 seconds' WHERE id = $1`, sid)
 	require.NoError(t, err)
-	_, err = s.Store.DB().ExecContext(ctx, `UPDATE seats SET held_until = now() - interval '5 seconds' WHERE session_id = $1`, sid)
+	_, err = s.SQL.ExecContext(ctx, `UPDATE seats SET held_until = now() - interval '5 seconds' WHERE session_id = $1`, sid)
 	require.NoError(t, err)
 	violations, err := s.Store.CheckInvariants(ctx, time.Second)
 	require.NoError(t, err)

@@ -88,7 +88,7 @@ func assertOneOutcome(t *testing.T, rs []rawResponse, success int) string {
 func count(t *testing.T, s *teststack.Stack, query string, args ...any) int {
 	t.Helper()
 	var n int
-	require.NoError(t, s.Store.DB().Get(&n, query, args...))
+	require.NoError(t, s.SQL.Get(&n, query, args...))
 	return n
 }
 
@@ -228,7 +228,7 @@ func TestReadyzFailsWhenTheDatabaseLacksTheSchema(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 
 	var last string
-	require.NoError(t, s.Store.DB().Get(&last, `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations) RETURNING version`))
+	require.NoError(t, s.SQL.Get(&last, `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations) RETURNING version`))
 	r = s.Do(http.MethodGet, "/readyz", "", nil)
 	assert.Equal(t, http.StatusServiceUnavailable, r.Status, string(r.Raw))
 	assert.Equal(t, "/problems/service-unavailable", r.ProblemType())

@@ -121,9 +121,6 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// DB exposes the pool to tests and tools of this module that inspect the database directly.
-func (s *Store) DB() *sqlx.DB { return s.db }
-
 // EnsureDatabase creates the database named in dsn if it does not exist, connecting to the server's
 // maintenance database "postgres" to do so. The dev command uses it so a fresh machine needs no setup.
 func EnsureDatabase(ctx context.Context, dsn string) error {

@@ -18,7 +18,7 @@ func TestEntranceBaselineInsertsEveryRowAndLeavesNothingBehind(t *testing.T) {
 	assert.Equal(t, 4, res.Workers)
 	assert.Positive(t, res.InsertsPerSecond)
 	var left int
-	require.NoError(t, store.DB().GetContext(t.Context(), &left,
+	require.NoError(t, store.SQL().GetContext(t.Context(), &left,
 		`SELECT count(*) FROM pg_tables WHERE tablename LIKE 'entrance_baseline_%'`))
 	assert.Zero(t, left, "the scratch table is dropped")
 }

@@ -121,7 +121,7 @@ func hold(t *testing.T, store *db.Store, s show, sessionID string, n int) db.Res
 // exec runs one statement directly against the database, to set up or simulate what the store API cannot.
 func exec(t *testing.T, store *db.Store, q string, args ...any) {
 	t.Helper()
-	_, err := store.DB().ExecContext(t.Context(), q, args...)
+	_, err := store.SQL().ExecContext(t.Context(), q, args...)
 	require.NoError(t, err)
 }
 
@@ -150,7 +150,7 @@ type seatRow struct {
 func seat(t *testing.T, store *db.Store, s show, n int) seatRow {
 	t.Helper()
 	var r seatRow
-	require.NoError(t, store.DB().GetContext(t.Context(), &r,
+	require.NoError(t, store.SQL().GetContext(t.Context(), &r,
 		`SELECT status, session_id, reservation_id, held_until FROM seats
 		 WHERE concert_code = $1 AND concert_date = $2 AND seat_number = $3`, s.code, s.date, n))
 	return r
@@ -168,7 +168,7 @@ func status(t *testing.T, store *db.Store, sessionID string) string {
 func count(t *testing.T, store *db.Store, q string, args ...any) int {
 	t.Helper()
 	var n int
-	require.NoError(t, store.DB().GetContext(t.Context(), &n, q, args...))
+	require.NoError(t, store.SQL().GetContext(t.Context(), &n, q, args...))
 	return n
 }
 
@@ -184,7 +184,7 @@ func balance(t *testing.T, store *db.Store, user string) int64 {
 func ledgerSum(t *testing.T, store *db.Store, user string) int64 {
 	t.Helper()
 	var sum int64
-	require.NoError(t, store.DB().GetContext(t.Context(), &sum,
+	require.NoError(t, store.SQL().GetContext(t.Context(), &sum,
 		`SELECT COALESCE(sum(delta), 0) FROM ledger WHERE user_uuid = $1`, user))
 	return sum
 }

@@ -40,7 +40,7 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 	assert.True(t, started, "keys are scoped")
 
 	// A request whose API process died: its lease runs out.
-	_, err = store.DB().Exec(`UPDATE idempotency_keys SET locked_until = now() - interval '1 second' WHERE scope = 'pay:s2'`)
+	_, err = store.SQL().Exec(`UPDATE idempotency_keys SET locked_until = now() - interval '1 second' WHERE scope = 'pay:s2'`)
 	require.NoError(t, err)
 	rec, started, err = store.BeginIdempotent(ctx, "pay:s2", "k", "other", time.Hour, time.Minute)
 	require.NoError(t, err)
@@ -55,7 +55,7 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, started, "an abandoned (5xx) key is free again")
 
-	_, err = store.DB().Exec(`UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE scope = 'pay:s1'`)
+	_, err = store.SQL().Exec(`UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE scope = 'pay:s1'`)
 	require.NoError(t, err)
 	n, err := store.PurgeIdempotency(ctx, 100)
 	require.NoError(t, err)
@@ -81,6 +81,6 @@ func TestTopUpOnceCreditsOncePerKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 1000, got.Balance)
 	var rows int
-	require.NoError(t, store.DB().Get(&rows, `SELECT count(*) FROM ledger WHERE user_uuid = $1`, u.UUID))
+	require.NoError(t, store.SQL().Get(&rows, `SELECT count(*) FROM ledger WHERE user_uuid = $1`, u.UUID))
 	assert.Equal(t, 2, rows)
 }

@@ -4,10 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io/fs"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -321,39 +318,6 @@ func (s *Store) InvariantSummary(ctx context.Context) (InvariantSummary, error) 
 		return InvariantSummary{}, fmt.Errorf("invariant summary: %w", err)
 	}
 	return sum, nil
-}
-
-// PendingMigrations lists, in order, the embedded migrations the database has not applied (all of them when
-// it has no schema_migrations table), without applying any: tools that must not change a database, such as
-// `concert check`, use it to say that the schema is missing instead of failing on a missing table.
-func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("pending migrations: %w", err)
-	}
-	sort.Strings(names)
-	var tracked bool
-	if err := s.db.GetContext(ctx, &tracked, `SELECT to_regclass('schema_migrations') IS NOT NULL`); err != nil {
-		return nil, fmt.Errorf("pending migrations: %w", err)
-	}
-	applied := map[string]bool{}
-	if tracked {
-		var versions []string
-		if err := s.db.SelectContext(ctx, &versions, `SELECT version FROM schema_migrations`); err != nil {
-			return nil, fmt.Errorf("pending migrations: %w", err)
-		}
-		for _, v := range versions {
-			applied[v] = true
-		}
-	}
-	pending := []string{}
-	for _, name := range names {
-		// The version is named as Migrate names it: the file name without directory and extension.
-		if v := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql"); !applied[v] {
-			pending = append(pending, v)
-		}
-	}
-	return pending, nil
 }
 
 // inSnapshot runs fn in a REPEATABLE READ, READ ONLY transaction: every statement sees the same snapshot

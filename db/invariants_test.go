@@ -86,7 +86,7 @@ func newBooked(t *testing.T, store *db.Store) booked {
 func insertLedger(t *testing.T, store *db.Store, user string, delta int64, kind string, paymentID *string) int64 {
 	t.Helper()
 	var id int64
-	require.NoError(t, store.DB().GetContext(t.Context(), &id,
+	require.NoError(t, store.SQL().GetContext(t.Context(), &id,
 		`INSERT INTO ledger (user_uuid, delta, kind, payment_id) VALUES ($1, $2, $3, $4) RETURNING id`,
 		user, delta, kind, paymentID))
 	return id
@@ -96,7 +96,7 @@ func insertLedger(t *testing.T, store *db.Store, user string, delta int64, kind 
 // unique_violation of the named constraint or unique index.
 func requireUniqueViolation(t *testing.T, store *db.Store, constraint, q string, args ...any) {
 	t.Helper()
-	_, err := store.DB().ExecContext(t.Context(), q, args...)
+	_, err := store.SQL().ExecContext(t.Context(), q, args...)
 	var pqErr *pq.Error
 	require.ErrorAs(t, err, &pqErr, "the database must refuse: %s", q)
 	assert.Equal(t, "unique_violation", pqErr.Code.Name(), "error %v", err)

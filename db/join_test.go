@@ -233,7 +233,7 @@ func TestJoinInParallelNeverAdmitsPastMaxActive(t *testing.T) {
 		lastAdmitted = max(lastAdmitted, sess.Seq)
 	}
 	var firstWaiting int64
-	require.NoError(t, store.DB().GetContext(t.Context(), &firstWaiting,
+	require.NoError(t, store.SQL().GetContext(t.Context(), &firstWaiting,
 		`SELECT min(seq) FROM sessions WHERE concert_code = $1 AND status = 'WAITING'`, s.code))
 	assert.Less(t, lastAdmitted, firstWaiting, "the waiting room admits in arrival order")
 }

@@ -3,14 +3,11 @@ package db
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
 	"sort"
 	"strings"
-
-	"github.com/lib/pq"
 )
 
 //go:embed migrations/*.sql
@@ -92,29 +89,44 @@ func versionOf(name string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
 }
 
-// Ready checks that the database answers and holds the schema this binary was built for: every embedded
-// migration recorded. A database dropped and re-created, wiped, or older than the binary answers a ping but
-// fails every request, so readiness probes ask this, not Ping.
-func (s *Store) Ready(ctx context.Context) error {
+// PendingMigrations lists, in order, the embedded migrations the database has not applied (all of them when
+// it has no schema_migrations table), without applying any: tools that must not change a database, such as
+// `concert check`, use it to say that the schema is missing instead of failing on a missing table.
+func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
 	names, err := migrationFiles()
+	if err != nil {
+		return nil, fmt.Errorf("pending migrations: %w", err)
+	}
+	var tracked bool
+	if err := s.db.GetContext(ctx, &tracked, `SELECT to_regclass('schema_migrations') IS NOT NULL`); err != nil {
+		return nil, fmt.Errorf("pending migrations: %w", err)
+	}
+	var applied []string
+	if tracked {
+		if err := s.db.SelectContext(ctx, &applied, `SELECT version FROM schema_migrations`); err != nil {
+			return nil, fmt.Errorf("pending migrations: %w", err)
+		}
+	}
+	pending := []string{}
+	for _, name := range names {
+		if v := versionOf(name); !slices.Contains(applied, v) {
+			pending = append(pending, v)
+		}
+	}
+	return pending, nil
+}
+
+// Ready checks that the database answers and holds the schema this binary was built for: every embedded
+// migration applied. A database dropped and re-created, wiped, or older than the binary answers a ping but
+// fails every request, so readiness probes ask this, not a ping.
+func (s *Store) Ready(ctx context.Context) error {
+	pending, err := s.PendingMigrations(ctx)
 	if err != nil {
 		return err
 	}
-	want := make([]string, len(names))
-	for i, name := range names {
-		want[i] = versionOf(name)
-	}
-	var have []string
-	err = s.db.SelectContext(ctx, &have, `SELECT version FROM schema_migrations WHERE version = ANY($1)`, pq.Array(want))
-	var pqErr *pq.Error
-	switch {
-	case errors.As(err, &pqErr) && pqErr.Code == "42P01": // undefined_table
-		return errors.New("the database has no schema (dropped or wiped?); restart the service or run 'concert migrate'")
-	case err != nil:
-		return err
-	case len(have) < len(want):
-		missing := slices.DeleteFunc(want, func(v string) bool { return slices.Contains(have, v) })
-		return fmt.Errorf("the database lacks migrations %s; run 'concert migrate'", strings.Join(missing, ", "))
+	if len(pending) > 0 {
+		return fmt.Errorf("the database schema is missing or behind this binary (not applied: %s); "+
+			"restart the service or run 'concert migrate'", strings.Join(pending, ", "))
 	}
 	return nil
 }

@@ -170,7 +170,7 @@ func TestReadyNamesWhatTheDatabaseLacks(t *testing.T) {
 	store := openEmpty(t)
 	err := store.Ready(t.Context())
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "no schema")
+	assert.Contains(t, err.Error(), "schema is missing")
 
 	_, err = store.Migrate(t.Context())
 	require.NoError(t, err)

@@ -23,7 +23,7 @@ type ledgerRow struct {
 func ledger(t *testing.T, store *db.Store, user string) []ledgerRow {
 	t.Helper()
 	var rows []ledgerRow
-	require.NoError(t, store.DB().SelectContext(t.Context(), &rows,
+	require.NoError(t, store.SQL().SelectContext(t.Context(), &rows,
 		`SELECT delta, kind, payment_id FROM ledger WHERE user_uuid = $1 ORDER BY id`, user))
 	return rows
 }

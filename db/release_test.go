@@ -130,7 +130,7 @@ func raceFixture(t *testing.T) (*db.Store, string, string) {
 // the seat.
 func seatFreedAfterCommit(t *testing.T, store *db.Store, code, session string, racer func() error) {
 	t.Helper()
-	tx, err := store.DB().Beginx()
+	tx, err := store.SQL().Beginx()
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback() }()
 	_, err = tx.Exec(`UPDATE sessions SET status = 'HELD', held_until = now() + interval '1 minute' WHERE id = $1`, session)
@@ -142,14 +142,14 @@ func seatFreedAfterCommit(t *testing.T, store *db.Store, code, session string, r
 	go func() { done <- racer() }()
 	require.Eventually(t, func() bool { // the racer waits for the session row the hold holds
 		var waiting int
-		_ = store.DB().Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+		_ = store.SQL().Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
 		return waiting > 0
 	}, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, tx.Commit())
 	require.NoError(t, <-done)
 
 	var seat string
-	require.NoError(t, store.DB().Get(&seat, `SELECT status FROM seats WHERE concert_code = $1 AND seat_number = 1`, code))
+	require.NoError(t, store.SQL().Get(&seat, `SELECT status FROM seats WHERE concert_code = $1 AND seat_number = 1`, code))
 	assert.Equal(t, "AVAILABLE", seat)
 }
 
@@ -182,9 +182,9 @@ func TestJoinQueueEndsALiveSessionLeftByAClosedRun(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "CANCELLED", old.Status)
 	var seat string
-	require.NoError(t, store.DB().Get(&seat, `SELECT status FROM seats WHERE concert_code = $1 AND seat_number = 2`, code))
+	require.NoError(t, store.SQL().Get(&seat, `SELECT status FROM seats WHERE concert_code = $1 AND seat_number = 2`, code))
 	assert.Equal(t, "AVAILABLE", seat)
-	_, err = store.DB().Exec(`UPDATE sessions SET status = 'ACTIVE' WHERE id = 'old'`)
+	_, err = store.SQL().Exec(`UPDATE sessions SET status = 'ACTIVE' WHERE id = 'old'`)
 	var pqErr *pq.Error
 	require.ErrorAs(t, err, &pqErr, "the database refuses a second live session of one user and concert")
 	assert.Equal(t, "sessions_one_live_per_user", pqErr.Constraint)

@@ -240,39 +240,6 @@ func (s *Store) GetSession(ctx context.Context, id string) (Session, error) {
 	return sess, nil
 }
 
-// ViewSession returns a session with its waiting-room position and estimated wait; ErrNotFound if unknown.
-// The position is counted, not stored, so sessions that leave the queue early never leave gaps. When nobody
-// was admitted lately the estimate assumes every admitted session uses its whole admissionWindow.
-func (s *Store) ViewSession(ctx context.Context, id string, admissionWindow time.Duration) (SessionView, error) {
-	const q = `
-SELECT ` + sessionColumns + `,
-       CASE WHEN s.status = 'WAITING' THEN
-           (SELECT count(*) FROM sessions w WHERE w.concert_code = s.concert_code AND w.status = 'WAITING' AND w.seq < s.seq) + 1
-       ELSE 0 END AS position
-FROM sessions s WHERE id = $1`
-	// The recent admission rate, or failing that the slowest possible one (every admitted session using its
-	// whole window), turns a position into an estimated wait.
-	const rate = `
-SELECT (SELECT count(*) FROM sessions WHERE concert_code = $1 AND admitted_at > now() - $2 * interval '1 microsecond') AS recent,
-       (SELECT max_active FROM concerts WHERE code = $1) AS max_active`
-	var v SessionView
-	if err := s.db.GetContext(ctx, &v, q, id); err != nil {
-		return SessionView{}, noRows(err, "session "+id)
-	}
-	if v.Position == 0 {
-		return v, nil
-	}
-	var r struct {
-		Recent    int64 `db:"recent"`
-		MaxActive int64 `db:"max_active"`
-	}
-	if err := s.db.GetContext(ctx, &r, rate, v.ConcertCode, micros(admissionRateWindow)); err != nil {
-		return SessionView{}, fmt.Errorf("admission rate of %s: %w", v.ConcertCode, err)
-	}
-	v.EstimatedWait = QueueSnapshot{RecentAdmissions: r.Recent, MaxActive: r.MaxActive}.EstimatedWait(v.Position, admissionWindow)
-	return v, nil
-}
-
 // admissionRateWindow is the span over which recent admissions are counted for wait estimates.
 const admissionRateWindow = 5 * time.Minute
 

@@ -160,7 +160,24 @@ func TestJoinQueueKeepsFIFOWhenSomeoneWaitsForAFreeSlot(t *testing.T) {
 	assert.Equal(t, []string{statusActive, statusWaiting}, statuses(t, store, waiter, late))
 }
 
-func TestViewSessionPositionsFollowJoinOrderAndCloseUp(t *testing.T) {
+// place is a session's position and estimated wait as a status poll computes them: from the concert's
+// queue snapshot, for a session that is still waiting.
+func place(t *testing.T, store *db.Store, id string) (int64, time.Duration) {
+	t.Helper()
+	sess, err := store.GetSession(t.Context(), id)
+	require.NoError(t, err)
+	if sess.Status != statusWaiting {
+		return 0, 0
+	}
+	q, err := store.Queue(t.Context(), sess.ConcertCode)
+	require.NoError(t, err)
+	later, err := store.WaitingBetween(t.Context(), sess.ConcertCode, q.Fresh(), sess.Seq)
+	require.NoError(t, err)
+	pos := q.PositionWith(sess.Seq, later)
+	return pos, q.EstimatedWait(pos, window)
+}
+
+func TestQueuePositionsFollowJoinOrderAndCloseUp(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 1, 10, 1_000)
@@ -170,59 +187,48 @@ func TestViewSessionPositionsFollowJoinOrderAndCloseUp(t *testing.T) {
 	positions := func() []int64 {
 		out := make([]int64, len(queue))
 		for i, q := range queue {
-			v, err := store.ViewSession(t.Context(), q.ID, window)
-			require.NoError(t, err)
-			out[i] = v.Position
+			out[i], _ = place(t, store, q.ID)
 		}
 		return out
 	}
 
-	v, err := store.ViewSession(t.Context(), in.ID, window)
-	require.NoError(t, err)
-	assert.Zero(t, v.Position, "an admitted session has no position")
-	assert.Zero(t, v.EstimatedWait)
+	pos, wait := place(t, store, in.ID)
+	assert.Zero(t, pos, "an admitted session has no position")
+	assert.Zero(t, wait)
 	assert.Equal(t, []int64{1, 2, 3}, positions())
 
 	var waits []time.Duration
 	for _, q := range queue {
-		v, err := store.ViewSession(t.Context(), q.ID, window)
-		require.NoError(t, err)
-		assert.Equal(t, statusWaiting, v.Status)
-		assert.Positive(t, v.EstimatedWait)
-		waits = append(waits, v.EstimatedWait)
+		_, wait := place(t, store, q.ID)
+		assert.Positive(t, wait)
+		waits = append(waits, wait)
 	}
 	assert.IsIncreasing(t, waits, "a later place waits longer")
 
 	require.NoError(t, store.Release(t.Context(), queue[0].ID, statusCancelled))
-	got := positions()
-	assert.Equal(t, []int64{0, 1, 2}, got, "the cancelled session has no place and the others close up")
+	assert.Equal(t, []int64{0, 1, 2}, positions(), "the cancelled session has no place and the others close up")
 }
 
-func TestViewSessionWithoutRecentAdmissionsAssumesWholeWindows(t *testing.T) {
+func TestQueueWithoutRecentAdmissionsAssumesWholeWindows(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
 	s := newShow(t, store, 2, 10, 1_000)
 	waits := []time.Duration{window, window, 2 * window, 2 * window, 3 * window}
 	users := newUsers(t, store, len(waits))
 	pause(t, store, s.code, true) // nobody is admitted, so there is no recent rate
-	var want []time.Duration
 	var got []time.Duration
-	for i, w := range waits {
+	for i := range waits {
 		q := join(t, store, s.code, users[i])
-		v, err := store.ViewSession(t.Context(), q.ID, window)
-		require.NoError(t, err)
-		want = append(want, w)
-		got = append(got, v.EstimatedWait)
+		_, wait := place(t, store, q.ID)
+		got = append(got, wait)
 	}
-	assert.Equal(t, want, got, "maxActive 2: two sessions per window")
+	assert.Equal(t, waits, got, "maxActive 2: two sessions per window")
 }
 
 func TestSessionLookupsOfUnknownIDsAreNotFound(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
 	_, err := store.GetSession(t.Context(), uuid.NewString())
-	require.ErrorIs(t, err, db.ErrNotFound)
-	_, err = store.ViewSession(t.Context(), uuid.NewString(), window)
 	require.ErrorIs(t, err, db.ErrNotFound)
 	_, err = store.AdmitNext(t.Context(), "NOPE", window)
 	require.ErrorIs(t, err, db.ErrNotFound)

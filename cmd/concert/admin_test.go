@@ -42,7 +42,7 @@ func TestAdminCLIListsCancelsAndControlsAdmission(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "0 booking(s)", "a fresh hold is not stuck")
 	// The hold's end moves into the past in the store while its workflow's timer still waits: stuck.
-	_, err = s.Store.DB().Exec(`UPDATE sessions SET held_until = now() - interval '5 seconds' WHERE workflow_id = $1`, id)
+	_, err = s.SQL.Exec(`UPDATE sessions SET held_until = now() - interval '5 seconds' WHERE workflow_id = $1`, id)
 	require.NoError(t, err)
 	out, err = admin(append([]string{"bookings", "list", "--stuck"}, conn...)...)
 	require.NoError(t, err)
@@ -54,7 +54,7 @@ func TestAdminCLIListsCancelsAndControlsAdmission(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "CANCELLED")
 	var status string
-	require.NoError(t, s.Store.DB().Get(&status, `SELECT status FROM seats WHERE concert_code = 'CLI' AND seat_number = 2`))
+	require.NoError(t, s.SQL.Get(&status, `SELECT status FROM seats WHERE concert_code = 'CLI' AND seat_number = 2`))
 	assert.Equal(t, "AVAILABLE", status)
 
 	out, err = admin(append([]string{"admission", "CLI", "--pause", "--max-active", "7"}, conn...)...)

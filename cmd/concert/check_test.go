@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -20,7 +21,8 @@ import (
 type checkedDB struct {
 	url   string
 	store *db.Store
-	buyer string // the user who bought seat 1
+	sql   *sqlx.DB // the same database, to break rows by hand
+	buyer string   // the user who bought seat 1
 }
 
 func newCheckedDB(t *testing.T) checkedDB {
@@ -58,7 +60,10 @@ func newCheckedDB(t *testing.T) checkedDB {
 	_, err = store.Pay(ctx, paying)
 	require.NoError(t, err)
 	book(1_000, 2)
-	return checkedDB{url: url, store: store, buyer: buyer}
+	conn, err := sqlx.Open("postgres", url)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	return checkedDB{url: url, store: store, sql: conn, buyer: buyer}
 }
 
 // runCheckCmd runs `concert check` with args and returns what it printed.
@@ -82,7 +87,7 @@ func TestCheckReportsOKOnAHealthyDatabase(t *testing.T) {
 func TestCheckFailsAndNamesTheInvariantWhenALedgerRowIsChanged(t *testing.T) {
 	t.Parallel()
 	d := newCheckedDB(t)
-	_, err := d.store.DB().ExecContext(t.Context(),
+	_, err := d.sql.ExecContext(t.Context(),
 		`UPDATE ledger SET delta = delta - 10 WHERE user_uuid = $1 AND kind = 'TOPUP'`, d.buyer)
 	require.NoError(t, err)
 
@@ -116,7 +121,7 @@ func TestCheckJSONReportParsesAndListsTheViolations(t *testing.T) {
 	assert.NotNil(t, healthy.Violations, "an empty list, not null")
 	assert.Empty(t, healthy.Violations)
 
-	_, err = d.store.DB().ExecContext(t.Context(), `DELETE FROM ledger WHERE kind = 'PAYMENT'`)
+	_, err = d.sql.ExecContext(t.Context(), `DELETE FROM ledger WHERE kind = 'PAYMENT'`)
 	require.NoError(t, err)
 	out, err = runCheckCmd(t, "--database-url", d.url, "--json")
 	require.ErrorIs(t, err, errInvariantsBroken)
@@ -142,11 +147,11 @@ func TestCheckRefusesADatabaseWithoutSchemaAndLeavesItUntouched(t *testing.T) {
 	assert.Contains(t, err.Error(), "schema is missing")
 	assert.Contains(t, err.Error(), "concert migrate")
 	assert.NotContains(t, out, "OK")
-	store, err := db.Open(t.Context(), url)
-	require.NoError(t, err)
-	defer store.Close()
 	var tables int
-	require.NoError(t, store.DB().GetContext(t.Context(), &tables,
+	conn, err := sqlx.Open("postgres", url)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.GetContext(t.Context(), &tables,
 		`SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'`))
 	assert.Zero(t, tables, "check must not migrate")
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -13,21 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ticketing/concert/db/dbtest"
 	"github.com/ticketing/concert/internal/loadtest"
 	"github.com/ticketing/concert/internal/teststack"
 )
-
-// stackDatabaseURL returns the URL of the stack's own database, for --database-url.
-func stackDatabaseURL(t *testing.T, s *teststack.Stack) string {
-	t.Helper()
-	var name string
-	require.NoError(t, s.Store.DB().Get(&name, `SELECT current_database()`))
-	u, err := url.Parse(dbtest.ServerURL())
-	require.NoError(t, err)
-	u.Path = "/" + name
-	return u.String()
-}
 
 // TestLoadtestBooksEverySeatOnceThroughTheWaitingRoom runs `concert loadtest --json --baseline` with 20
 // users against a whole stack: more users than admission slots, so most wait in the queue; some abandon
@@ -42,7 +29,7 @@ func TestLoadtestBooksEverySeatOnceThroughTheWaitingRoom(t *testing.T) {
 		"--target", s.URL, "--admin-token", teststack.AdminToken,
 		"--users", "20", "--seats", "12", "--dates", "2", "--max-active", "5", "--ramp", "1s", "--abandon", "0.1",
 		"--price", "5001", "--poll-max", "300ms", "--seed", "7", "--json",
-		"--database-url", stackDatabaseURL(t, s),
+		"--database-url", s.DatabaseURL,
 		"--baseline", "--temporal-address", s.Server.FrontendAddress(), "--temporal-namespace", s.Server.Namespace(),
 		"--baseline-sessions", "40",
 	}, &out, &progress)

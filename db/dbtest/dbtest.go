@@ -64,8 +64,16 @@ const MaxConns = 10
 // New returns a Store on a fresh, migrated database that is dropped when the test ends.
 func New(t testing.TB) *db.Store {
 	t.Helper()
+	store, _ := Open(t)
+	return store
+}
+
+// Open is New that also returns the database's URL, for a test that must reach it by another road.
+func Open(t testing.TB) (*db.Store, string) {
+	t.Helper()
 	ctx := context.Background()
-	store, err := db.Open(ctx, NewURL(t))
+	url := NewURL(t)
+	store, err := db.Open(ctx, url)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
@@ -74,5 +82,5 @@ func New(t testing.TB) *db.Store {
 	if _, err := store.Migrate(ctx); err != nil {
 		t.Fatalf("dbtest: migrate: %v", err)
 	}
-	return store
+	return store, url
 }

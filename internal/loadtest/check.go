@@ -46,42 +46,15 @@ func (r *runner) check(ctx context.Context, rep *Report) error {
 func (r *runner) checkDatabase(ctx context.Context, store *db.Store, rep *Report, doubleByClients int) error {
 	rep.SoldSeatsSource = "database"
 	rep.InvariantsChecked = "database (db.CheckInvariants over the whole database, and this concert's admission)"
-	conn := store.DB().DB
-	const sold = `SELECT count(*) FROM seats WHERE concert_code = $1 AND status = 'SOLD'`
-	if err := conn.QueryRowContext(ctx, sold, r.cfg.ConcertCode).Scan(&rep.SoldSeats); err != nil {
-		return fmt.Errorf("count sold seats: %w", err)
-	}
-	const twice = `
-SELECT count(*) FROM (
-    SELECT 1 FROM payments WHERE concert_code = $1 GROUP BY concert_date, seat_number HAVING count(*) > 1
-) AS t`
-	var doubleInDB int
-	if err := conn.QueryRowContext(ctx, twice, r.cfg.ConcertCode).Scan(&doubleInDB); err != nil {
-		return fmt.Errorf("count seats paid twice: %w", err)
-	}
-	rep.DoubleSold = doubleByClients + doubleInDB
-
-	// Every payment a user was told about is the payment of record of its seat.
-	const ofRecord = `SELECT id FROM payments WHERE concert_code = $1`
-	rows, err := conn.QueryContext(ctx, ofRecord, r.cfg.ConcertCode)
+	outcome, err := store.ConcertOutcome(ctx, r.cfg.ConcertCode)
 	if err != nil {
-		return fmt.Errorf("read payments: %w", err)
+		return err
 	}
-	recorded := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return fmt.Errorf("read payments: %w", err)
-		}
-		recorded[id] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read payments: %w", err)
-	}
+	rep.SoldSeats = outcome.SoldSeats
+	rep.DoubleSold = doubleByClients + outcome.SeatsPaidTwice
+	// Every payment a user was told about is the payment of record of its seat.
 	for _, u := range r.users {
-		if u.outcome == OutcomePaid && u.paymentID != "" && !recorded[u.paymentID] {
+		if u.outcome == OutcomePaid && u.paymentID != "" && !outcome.PaymentIDs[u.paymentID] {
 			rep.Violations = append(rep.Violations, Violation{Check: "payment lost",
 				Detail: fmt.Sprintf("user %s was told payment %s bought seat %v; the database has no such payment", u.id, u.paymentID, u.seat)})
 		}
@@ -94,11 +67,13 @@ SELECT count(*) FROM (
 	for _, v := range found {
 		rep.Violations = append(rep.Violations, Violation{Check: v.Invariant, Detail: v.Subject + ": " + v.Detail})
 	}
-	admission, err := checkAdmission(ctx, conn, r.cfg.ConcertCode)
+	admission, err := store.CheckAdmission(ctx, r.cfg.ConcertCode)
 	if err != nil {
 		return err
 	}
-	rep.Violations = append(rep.Violations, admission...)
+	for _, v := range admission {
+		rep.Violations = append(rep.Violations, Violation{Check: v.Invariant, Detail: v.Subject + ": " + v.Detail})
+	}
 	if rep.SoldSeats != rep.Paid {
 		rep.Violations = append(rep.Violations, Violation{Check: "sold seats match payments",
 			Detail: fmt.Sprintf("%d seats are SOLD but users paid for %d", rep.SoldSeats, rep.Paid)})

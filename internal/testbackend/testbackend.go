@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // the driver of SQL
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -27,9 +29,13 @@ import (
 
 // Backend is a running store, Temporal server, client and worker; Start stops them when the test ends.
 type Backend struct {
-	Store    *db.Store
-	Temporal client.Client
-	Server   *devserver.Server
+	Store *db.Store
+	// DatabaseURL is the store's database; SQL is a pool on it for tests that change rows behind the
+	// service's back (a lapsed deadline, a wiped table), as a fault or an operator would.
+	DatabaseURL string
+	SQL         *sqlx.DB
+	Temporal    client.Client
+	Server      *devserver.Server
 	// Registry has the Temporal SDK's metrics and the business figures; the API adds its own.
 	Registry *prometheus.Registry
 
@@ -40,7 +46,12 @@ type Backend struct {
 // Start brings up a backend whose components log to log.
 func Start(tb testing.TB, log *slog.Logger) *Backend {
 	tb.Helper()
-	store := dbtest.New(tb)
+	store, url := dbtest.Open(tb)
+	sqlDB, err := sqlx.Open("postgres", url)
+	if err != nil {
+		tb.Fatalf("testbackend: open database: %v", err)
+	}
+	tb.Cleanup(func() { _ = sqlDB.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv, err := devserver.Start(ctx, devserver.Options{UIPort: devserver.NoUI, Logger: log, SearchAttributes: workflows.SearchAttributes()})
@@ -61,7 +72,7 @@ func Start(tb testing.TB, log *slog.Logger) *Backend {
 	if err := w.Start(); err != nil {
 		tb.Fatalf("testbackend: start worker: %v", err)
 	}
-	b := &Backend{Store: store, Temporal: c, Server: srv, Registry: reg, worker: w}
+	b := &Backend{Store: store, DatabaseURL: url, SQL: sqlDB, Temporal: c, Server: srv, Registry: reg, worker: w}
 	tb.Cleanup(b.StopWorker)
 	reg.MustRegister(metrics.NewBusinessCollector(store.ConcertStats, 5*time.Second))
 	return b

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/client"
 
 	"github.com/ticketing/concert/api"
@@ -41,12 +42,15 @@ type Options struct {
 
 // Stack is a running booking service.
 type Stack struct {
-	t        testing.TB
-	Store    *db.Store
-	Temporal client.Client
-	Server   *devserver.Server
-	URL      string // base URL of the API, without a trailing slash
-	HTTP     *http.Client
+	t     testing.TB
+	Store *db.Store
+	// DatabaseURL and SQL reach the store's database directly (see testbackend.Backend).
+	DatabaseURL string
+	SQL         *sqlx.DB
+	Temporal    client.Client
+	Server      *devserver.Server
+	URL         string // base URL of the API, without a trailing slash
+	HTTP        *http.Client
 
 	backend *testbackend.Backend
 }
@@ -77,7 +81,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
-	return &Stack{t: t, Store: store, Temporal: c, Server: b.Server, URL: hs.URL, HTTP: hs.Client(), backend: b}
+	return &Stack{t: t, Store: store, DatabaseURL: b.DatabaseURL, SQL: b.SQL, Temporal: c, Server: b.Server, URL: hs.URL, HTTP: hs.Client(), backend: b}
 }
 
 // StopWorker stops the worker, as a crashed or stuck worker fleet would: workflows stop making progress
