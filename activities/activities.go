@@ -38,32 +38,17 @@ type SessionNotifier interface {
 	NudgeAdmission(ctx context.Context, concertCode string) error
 }
 
-// Attachment is a session as its workflow finds it when it starts.
-type Attachment struct {
-	Status      booking.Status
-	ActiveUntil time.Time
-	HoldWindow  time.Duration
-	Reservation *Reservation `json:",omitempty"`
-}
-
 // Attach reads the session a workflow was started for and marks it notified of its status (see
 // db.Store.Attach). A session that does not exist cannot be run: that is not retried.
-func (a *Activities) Attach(ctx context.Context, sessionID string) (Attachment, error) {
+func (a *Activities) Attach(ctx context.Context, sessionID string) (booking.Attachment, error) {
 	at, err := a.Store.Attach(ctx, sessionID)
 	if errors.Is(err, db.ErrNotFound) {
-		return Attachment{}, business(booking.ErrInvalidRequest, "the session does not exist", err)
+		return booking.Attachment{}, business(booking.ErrInvalidRequest, "the session does not exist", err)
 	}
 	if err != nil {
-		return Attachment{}, classify(err)
+		return booking.Attachment{}, classify(err)
 	}
-	out := Attachment{Status: booking.Status(at.Status), ActiveUntil: at.ActiveUntil.Time, HoldWindow: at.HoldWindow}
-	if r := at.Reservation; r != nil {
-		out.Reservation = &Reservation{
-			ReservationID: r.ReservationID, ConcertCode: r.ConcertCode, ConcertDate: r.Date,
-			SeatNumber: r.SeatNumber, Price: r.Price, HeldUntil: r.HeldUntil,
-		}
-	}
-	return out, nil
+	return at, nil
 }
 
 // JoinInput puts a session in its concert's waiting room.
@@ -95,65 +80,26 @@ func (a *Activities) JoinQueue(ctx context.Context, in JoinInput) (JoinResult, e
 	if err != nil {
 		return JoinResult{}, classify(err)
 	}
-	return JoinResult{Status: booking.Status(s.Status), ActiveUntil: s.ActiveUntil.Time}, nil
-}
-
-// HoldInput asks for a seat for a session. ReservationID is fixed by the workflow before the first attempt.
-type HoldInput struct {
-	SessionID     string
-	ConcertCode   string
-	ConcertDate   time.Time
-	SeatNumber    int
-	ReservationID string
-	HoldWindow    time.Duration
-}
-
-// Reservation is a held seat.
-type Reservation struct {
-	ReservationID string
-	ConcertCode   string
-	ConcertDate   time.Time
-	SeatNumber    int
-	Price         int64
-	HeldUntil     time.Time
+	return JoinResult{Status: s.Status, ActiveUntil: s.ActiveUntil}, nil
 }
 
 // HoldSeat holds the seat for the session for the hold window, if the database gives it.
-func (a *Activities) HoldSeat(ctx context.Context, in HoldInput) (Reservation, error) {
-	r, err := a.Store.HoldSeat(ctx, db.HoldParams{
-		SessionID: in.SessionID, ConcertCode: in.ConcertCode, Date: in.ConcertDate, SeatNumber: in.SeatNumber,
-		ReservationID: in.ReservationID, Window: in.HoldWindow,
-	})
+func (a *Activities) HoldSeat(ctx context.Context, in booking.Hold) (booking.Reservation, error) {
+	r, err := a.Store.HoldSeat(ctx, in)
 	if err != nil {
-		return Reservation{}, classify(err)
+		return booking.Reservation{}, classify(err)
 	}
-	return Reservation{
-		ReservationID: r.ReservationID, ConcertCode: r.ConcertCode, ConcertDate: r.Date,
-		SeatNumber: r.SeatNumber, Price: r.Price, HeldUntil: r.HeldUntil,
-	}, nil
-}
-
-// Payment is a completed purchase.
-type Payment struct {
-	PaymentID     string
-	ReservationID string
-	ConcertDate   time.Time
-	SeatNumber    int
-	Amount        int64
-	Balance       int64
+	return r, nil
 }
 
 // Pay sells the session's held seat, debiting the user's balance; a second call returns the first payment.
-func (a *Activities) Pay(ctx context.Context, sessionID string) (Payment, error) {
+func (a *Activities) Pay(ctx context.Context, sessionID string) (booking.Payment, error) {
 	p, err := a.Store.Pay(ctx, sessionID)
 	if err != nil {
-		return Payment{}, classify(err)
+		return booking.Payment{}, classify(err)
 	}
 	a.slotFreed(ctx, sessionID)
-	return Payment{
-		PaymentID: p.PaymentID, ReservationID: p.ReservationID, ConcertDate: p.Date,
-		SeatNumber: p.SeatNumber, Amount: p.Amount, Balance: p.Balance,
-	}, nil
+	return p, nil
 }
 
 // ReleaseInput ends an unpaid session.
@@ -166,7 +112,7 @@ type ReleaseInput struct {
 // the status the database finally records, which differs when the session had ended already (for example a
 // payment whose reply was lost).
 func (a *Activities) Release(ctx context.Context, in ReleaseInput) (booking.Status, error) {
-	if err := a.Store.Release(ctx, in.SessionID, string(in.Status)); err != nil {
+	if err := a.Store.Release(ctx, in.SessionID, in.Status); err != nil {
 		return "", classify(err)
 	}
 	s, err := a.Store.GetSession(ctx, in.SessionID)
@@ -180,7 +126,7 @@ func (a *Activities) Release(ctx context.Context, in ReleaseInput) (booking.Stat
 		// The compensation of a cancel request: audited here unless the admin API, which records its own
 		// cancellations before asking Temporal, already did (a cancel from the Temporal UI, tctl, ...).
 		outcome := "cancelled"
-		if s.Status != string(booking.StatusCancelled) {
+		if s.Status != booking.StatusCancelled {
 			outcome = "already ended"
 		}
 		if err := a.Store.AuditTemporalCancel(ctx, in.SessionID, outcome); err != nil {
@@ -192,7 +138,7 @@ func (a *Activities) Release(ctx context.Context, in ReleaseInput) (booking.Stat
 	if in.Status != booking.StatusExpired {
 		a.slotFreed(ctx, in.SessionID)
 	}
-	return booking.Status(s.Status), nil
+	return s.Status, nil
 }
 
 // nudgeTimeout bounds a nudge of the waiting room, which is sent after the activity has returned.
@@ -227,52 +173,18 @@ type AdmitInput struct {
 	AdmissionWindow time.Duration
 }
 
-// Admission is one session to tell of its admission or sold-out end.
-type Admission struct {
-	SessionID   string
-	WorkflowID  string
-	ConcertCode string `json:",omitempty"`
-	UserUUID    string `json:",omitempty"`
-	Notice      booking.AdmissionNotice
-}
-
-// AdmitResult reports one step of the waiting room.
-type AdmitResult struct {
-	Notify    []Admission
-	Admitted  int
-	Waiting   int
-	Live      int
-	MaxActive int
-	Paused    bool
-	SoldOut   bool
-	// NextFree and Untold tell the waiting room how long it may sleep when every slot is taken (see
-	// db.AdmitResult). Steps recorded before they existed decode them as zero.
-	NextFree time.Time `json:",omitzero"`
-	Untold   int       `json:",omitempty"`
-}
-
 // AdmitNext admits waiting sessions into free slots in FIFO order (or ends them SOLD_OUT) and returns the
 // sessions whose workflows still have to be told.
-func (a *Activities) AdmitNext(ctx context.Context, in AdmitInput) (AdmitResult, error) {
+func (a *Activities) AdmitNext(ctx context.Context, in AdmitInput) (booking.AdmissionStep, error) {
 	r, err := a.Store.AdmitNext(ctx, in.ConcertCode, in.AdmissionWindow)
 	if err != nil {
-		return AdmitResult{}, classify(err)
+		return booking.AdmissionStep{}, classify(err)
 	}
 	if r.Repaired > 0 {
 		activity.GetLogger(ctx).Warn("Ended sessions their workflows had left live past their windows",
 			"concertCode", in.ConcertCode, "count", r.Repaired)
 	}
-	out := AdmitResult{
-		Admitted: r.Admitted, Waiting: r.Waiting, Live: r.Live, MaxActive: r.MaxActive, Paused: r.Paused, SoldOut: r.SoldOut,
-		NextFree: r.NextFree, Untold: r.Untold,
-	}
-	for _, n := range r.Notify {
-		out.Notify = append(out.Notify, Admission{
-			SessionID: n.SessionID, WorkflowID: n.WorkflowID, ConcertCode: n.ConcertCode, UserUUID: n.UserUUID,
-			Notice: booking.AdmissionNotice{Status: booking.Status(n.Status), ActiveUntil: n.ActiveUntil.Time},
-		})
-	}
-	return out, nil
+	return r, nil
 }
 
 // notifyParallelism bounds the signals one NotifyAdmissions sends at once.
@@ -281,7 +193,7 @@ const notifyParallelism = 16
 // NotifyAdmissions signals each session workflow that it was admitted (or sold out), starting the workflows
 // of sessions that have none yet, then records that they were told. A workflow that has ended meanwhile
 // needs no signal. Retrying it signals again; the session workflow ignores a repeated admission.
-func (a *Activities) NotifyAdmissions(ctx context.Context, admissions []Admission) error {
+func (a *Activities) NotifyAdmissions(ctx context.Context, admissions []booking.Admission) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

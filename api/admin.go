@@ -238,11 +238,11 @@ func (h *Handler) listStuck(w http.ResponseWriter, r *http.Request, code, status
 		deadline, since := row.Deadline.UTC(), row.StatusSince.UTC()
 		v := bookingView{
 			BookingID: row.WorkflowID, SessionID: row.ID, ConcertCode: row.ConcertCode, UUID: row.UserUUID,
-			Status: row.Status, Since: &since, Deadline: &deadline, Stuck: true,
+			Status: string(row.Status), Since: &since, Deadline: &deadline, Stuck: true,
 		}
-		if row.ConcertDate.Valid && row.SeatNumber.Valid {
-			d := booking.FormatDate(row.ConcertDate.Time)
-			v.ConcertDate, v.SeatNumber = &d, &row.SeatNumber.Int64
+		if !row.ConcertDate.IsZero() {
+			d, n := booking.FormatDate(row.ConcertDate), int64(row.SeatNumber)
+			v.ConcertDate, v.SeatNumber = &d, &n
 		}
 		run, found := runs[row.WorkflowID]
 		v.RunID, v.Running = run.GetExecution().GetRunId(), found && run.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
@@ -448,23 +448,23 @@ func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
 
 // cancelSession does the cancellation and says what came of it: the outcome for the audit, the session's
 // status, or the problem to answer with.
-func (h *Handler) cancelSession(ctx context.Context, workflowID, sessionID, runID string, running bool) (string, string, *Problem) {
+func (h *Handler) cancelSession(ctx context.Context, workflowID, sessionID, runID string, running bool) (string, booking.Status, *Problem) {
 	s, err := h.store.GetSession(ctx, sessionID)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return "failed", "", h.storeProblem(ctx, err, "", "")
 	}
 	switch {
-	case err == nil && s.Status == string(booking.StatusPaid):
+	case err == nil && s.Status == booking.StatusPaid:
 		return "refused: paid", s.Status, problem(http.StatusConflict, "booking-paid", "the booking is paid; cancelling it would need a refund")
-	case err == nil && booking.Status(s.Status).Terminal():
+	case err == nil && s.Status.Terminal():
 		return "already ended", s.Status, nil
 	case !running:
 		// The workflow is gone (terminated), or never started, but the database still calls the session live:
 		// release it here, since no compensation will run.
-		if err := h.store.Release(ctx, sessionID, string(booking.StatusCancelled)); err != nil {
+		if err := h.store.Release(ctx, sessionID, booking.StatusCancelled); err != nil {
 			return "failed", "", h.storeProblem(ctx, err, "", "")
 		}
-		return "released without workflow", string(booking.StatusCancelled), nil
+		return "released without workflow", booking.StatusCancelled, nil
 	}
 	if err := h.temporal.CancelWorkflow(ctx, workflowID, runID); err != nil {
 		var notFound *serviceerror.NotFound
@@ -479,12 +479,12 @@ func (h *Handler) cancelSession(ctx context.Context, workflowID, sessionID, runI
 	s, err = h.store.GetSession(ctx, sessionID)
 	switch {
 	case err != nil && errors.Is(err, db.ErrNotFound):
-		return "cancelled", string(booking.StatusCancelled), nil
+		return "cancelled", booking.StatusCancelled, nil
 	case err != nil:
 		return "failed", "", h.storeProblem(ctx, err, "", "")
-	case s.Status == string(booking.StatusPaid):
+	case s.Status == booking.StatusPaid:
 		return "refused: paid", s.Status, problem(http.StatusConflict, "booking-paid", "the booking was paid before the cancellation took effect")
-	case !booking.Status(s.Status).Terminal():
+	case !s.Status.Terminal():
 		return outcomePending, s.Status, nil
 	}
 	return "cancelled", s.Status, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/mux"
 	"go.temporal.io/sdk/client"
 
+	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/workflows"
 )
@@ -72,7 +73,7 @@ type Handler struct {
 	keysStarted atomic.Uint64
 	// Short-lived read caches (see ReadCacheTTL).
 	queues       *ttlCache[db.QueueSnapshot]
-	readSessions *ttlCache[db.Session]
+	readSessions *ttlCache[booking.Session]
 	seatMaps     *ttlCache[encodedBody]
 	dateLists    *ttlCache[encodedBody]
 }
@@ -114,7 +115,7 @@ func New(store *db.Store, tc client.Client, cfg Config) (http.Handler, error) {
 	h := &Handler{store: store, temporal: tc, tokens: tokens, cfg: cfg, log: cfg.Logger, door: door,
 		starter: newStarter(door.StartSession, cfg.Logger, cfg.StartParallel, cfg.StartQueue, cfg.StartWaitingQueue, cfg.StartWaitingRate),
 		byUser:  newLimiter(cfg.UserRateLimit), byAddress: newLimiter(cfg.AddressRateLimit),
-		queues: newTTLCache[db.QueueSnapshot](ReadCacheTTL), readSessions: newTTLCache[db.Session](ReadCacheTTL),
+		queues: newTTLCache[db.QueueSnapshot](ReadCacheTTL), readSessions: newTTLCache[booking.Session](ReadCacheTTL),
 		seatMaps: newTTLCache[encodedBody](ReadCacheTTL), dateLists: newTTLCache[encodedBody](ReadCacheTTL)}
 	return h.routes(), nil
 }

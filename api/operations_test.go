@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/internal/devserver"
 	"github.com/ticketing/concert/internal/teststack"
@@ -371,7 +372,7 @@ func TestATerminatedSessionIsRepairedByTheService(t *testing.T) {
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		sess, err := s.Store.GetSession(ctx, sid)
 		if assert.NoError(c, err) {
-			assert.Equal(c, "EXPIRED", sess.Status)
+			assert.Equal(c, booking.StatusExpired, sess.Status)
 		}
 	}, 20*time.Second, 100*time.Millisecond)
 	w := s.Token("TERM", watcher)

@@ -9,11 +9,19 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/ticketing/concert/activities"
 	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/workflows"
 )
+
+// sessionView is a session with its place in the waiting room, as a status poll reports it.
+type sessionView struct {
+	booking.Session
+	// Position is 1 for the next session to be admitted and 0 once admitted.
+	Position int64
+	// EstimatedWait is how long the session will probably wait, from the recent admission rate.
+	EstimatedWait time.Duration
+}
 
 // tokenResponse is the answer to a token request.
 type tokenResponse struct {
@@ -90,7 +98,7 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 	if created && (status == booking.StatusActive || status == booking.StatusWaiting) {
 		h.starter.enqueue(sessionRef(sess), status == booking.StatusActive)
 	}
-	view := db.SessionView{Session: sess}
+	view := sessionView{Session: sess}
 	switch {
 	case status != booking.StatusWaiting:
 	case created:
@@ -125,22 +133,15 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 		code201 = http.StatusCreated
 	}
 	writeJSON(w, code201, tokenResponse{
-		Token: h.tokens.Sign(sess.ID), Status: view.Status, Position: view.Position,
+		Token: h.tokens.Sign(sess.ID), Status: string(view.Status), Position: view.Position,
 		EstimatedWaitSeconds: seconds(view.EstimatedWait),
 	})
 }
 
 // sessionRef names a session's workflow for the door to Temporal.
-func sessionRef(s db.Session) workflows.SessionRef {
-	ref := workflows.SessionRef{ID: s.ID, WorkflowID: s.WorkflowID, ConcertCode: s.ConcertCode, UserUUID: s.UserUUID,
-		Status: booking.Status(s.Status)}
-	switch booking.Status(s.Status) {
-	case booking.StatusActive:
-		ref.Deadline = s.ActiveUntil.Time
-	case booking.StatusHeld:
-		ref.Deadline = s.HeldUntil.Time
-	}
-	return ref
+func sessionRef(s booking.Session) workflows.SessionRef {
+	return workflows.SessionRef{ID: s.ID, WorkflowID: s.WorkflowID, ConcertCode: s.ConcertCode, UserUUID: s.UserUUID,
+		Status: s.Status, Deadline: s.Deadline()}
 }
 
 // wakeTimeout bounds a wake signal sent after the request that caused it has been answered.
@@ -164,12 +165,12 @@ func (h *Handler) tokenStatus(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
-	resp := tokenStatusResponse{Status: s.Status, Position: s.Position, EstimatedWaitSeconds: seconds(s.EstimatedWait)}
-	switch booking.Status(s.Status) {
+	resp := tokenStatusResponse{Status: string(s.Status), Position: s.Position, EstimatedWaitSeconds: seconds(s.EstimatedWait)}
+	switch s.Status {
 	case booking.StatusActive:
-		resp.ActiveUntil = timePtr(s.ActiveUntil.Time)
+		resp.ActiveUntil = timePtr(s.ActiveUntil)
 	case booking.StatusHeld:
-		resp.HeldUntil = timePtr(s.HeldUntil.Time)
+		resp.HeldUntil = timePtr(s.HeldUntil)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -260,7 +261,7 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.idempotent(w, r, "pay:"+s.ID, func(w http.ResponseWriter, r *http.Request, updateID string) {
-		if updateID != "" && s.Status == string(booking.StatusPaid) {
+		if updateID != "" && s.Status == booking.StatusPaid {
 			// A keyed retry of a payment that went through although its answer was lost (a 5xx, a dropped
 			// connection): the payment is the session's, so answer it again.
 			h.replayPayment(w, r, s)
@@ -278,9 +279,7 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 				// The update failed without a business answer, but the payment may have gone through (a timer
 				// or signal raced the completion, a worker died after the commit): the database knows.
 				if pay, perr := h.store.PaymentOfSession(r.Context(), s.ID); perr == nil {
-					out = activities.Payment{PaymentID: pay.PaymentID, ReservationID: pay.ReservationID,
-						ConcertDate: pay.Date, SeatNumber: pay.SeatNumber, Amount: pay.Amount, Balance: pay.Balance}
-					p = nil
+					out, p = pay, nil
 				}
 			}
 			if p != nil {
@@ -296,7 +295,7 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 }
 
 // replayPayment answers a keyed payment retry of a session that has paid with that payment.
-func (h *Handler) replayPayment(w http.ResponseWriter, r *http.Request, s db.SessionView) {
+func (h *Handler) replayPayment(w http.ResponseWriter, r *http.Request, s sessionView) {
 	if _, p := actingBody(w, r, s, false); p != nil {
 		writeProblem(w, r, p)
 		return
@@ -307,7 +306,7 @@ func (h *Handler) replayPayment(w http.ResponseWriter, r *http.Request, s db.Ses
 		return
 	}
 	writeJSON(w, http.StatusCreated, paymentResponse{
-		PaymentID: pay.PaymentID, ReservationID: pay.ReservationID, ConcertDate: booking.FormatDate(pay.Date),
+		PaymentID: pay.PaymentID, ReservationID: pay.ReservationID, ConcertDate: booking.FormatDate(pay.ConcertDate),
 		SeatNumber: pay.SeatNumber, Amount: pay.Amount, Balance: pay.Balance,
 	})
 }
@@ -322,7 +321,7 @@ type sessionCheck struct {
 // session authenticates the queue token of r and returns its session, or the problem that stops the
 // request: 401 for a missing, forged or unknown token, 403 for another concert's token or a session that is
 // still waiting (with its position), 410 for an ended session.
-func (h *Handler) session(r *http.Request, check sessionCheck) (db.SessionView, *Problem) {
+func (h *Handler) session(r *http.Request, check sessionCheck) (sessionView, *Problem) {
 	s, p := h.authenticateFor(r, check)
 	if p != nil {
 		return s, p
@@ -333,30 +332,30 @@ func (h *Handler) session(r *http.Request, check sessionCheck) (db.SessionView, 
 // authenticate checks the queue token of r and returns its session: 401 for a missing, forged or unknown
 // token, 403 for another concert's token or a UUID parameter of another user. The session's status is not
 // judged here (see sessionCheck.apply).
-func (h *Handler) authenticate(r *http.Request) (db.SessionView, *Problem) {
+func (h *Handler) authenticate(r *http.Request) (sessionView, *Problem) {
 	return h.authenticateFor(r, sessionCheck{})
 }
 
 // authenticateFor is authenticate for a request of the given kind.
-func (h *Handler) authenticateFor(r *http.Request, check sessionCheck) (db.SessionView, *Problem) {
+func (h *Handler) authenticateFor(r *http.Request, check sessionCheck) (sessionView, *Problem) {
 	token := bearer(r.Header.Get("Authorization"))
 	if token == "" {
-		return db.SessionView{}, problem(http.StatusUnauthorized, "missing-token", "send Authorization: Bearer <queue token>")
+		return sessionView{}, problem(http.StatusUnauthorized, "missing-token", "send Authorization: Bearer <queue token>")
 	}
 	id, err := h.tokens.Verify(token)
 	if err != nil {
-		return db.SessionView{}, problem(http.StatusUnauthorized, "invalid-token", "the token is malformed or its signature does not match")
+		return sessionView{}, problem(http.StatusUnauthorized, "invalid-token", "the token is malformed or its signature does not match")
 	}
 	s, err := h.view(r.Context(), id, check.reads)
 	if err != nil {
-		return db.SessionView{}, h.storeProblem(r.Context(), err, "invalid-token", "the token names no session")
+		return sessionView{}, h.storeProblem(r.Context(), err, "invalid-token", "the token names no session")
 	}
 	if code, ok := mux.Vars(r)["concertCode"]; ok && code != s.ConcertCode {
-		return db.SessionView{}, problem(http.StatusForbidden, "wrong-concert", "the token was issued for another concert")
+		return sessionView{}, problem(http.StatusForbidden, "wrong-concert", "the token was issued for another concert")
 	}
 	if uid := r.URL.Query().Get("UUID"); uid != "" {
 		if id, err := booking.ParseUserID(uid); err != nil || id != s.UserUUID {
-			return db.SessionView{}, problem(http.StatusForbidden, "wrong-user", "the token belongs to another user")
+			return sessionView{}, problem(http.StatusForbidden, "wrong-user", "the token belongs to another user")
 		}
 	}
 	return s, nil
@@ -364,11 +363,11 @@ func (h *Handler) authenticateFor(r *http.Request, check sessionCheck) (db.Sessi
 
 // apply judges the session's status: 410 for an ended session, 403 with its position for a waiting one,
 // unless the check allows them.
-func (check sessionCheck) apply(s db.SessionView) *Problem {
-	status := booking.Status(s.Status)
+func (check sessionCheck) apply(s sessionView) *Problem {
+	status := s.Status
 	switch {
 	case status.Terminal() && !check.allowEnded:
-		return problem(http.StatusGone, "session-ended", "the booking session has ended ("+s.Status+"); ask for a new token").
+		return problem(http.StatusGone, "session-ended", "the booking session has ended ("+string(s.Status)+"); ask for a new token").
 			with("sessionStatus", s.Status)
 	case status == booking.StatusWaiting && !check.allowWaiting:
 		return problem(http.StatusForbidden, "not-admitted", "the session is waiting in the queue; poll the token status").
@@ -379,7 +378,7 @@ func (check sessionCheck) apply(s db.SessionView) *Problem {
 
 // actingBody reads the body of a request by which a session acts (reserve, pay): the session must still be
 // able to act (unless judging its status is not wanted) and the body's UUID must be the token's user.
-func actingBody(w http.ResponseWriter, r *http.Request, s db.SessionView, judgeStatus bool) (body, *Problem) {
+func actingBody(w http.ResponseWriter, r *http.Request, s sessionView, judgeStatus bool) (body, *Problem) {
 	if judgeStatus {
 		if p := (sessionCheck{}).apply(s); p != nil {
 			return nil, p
@@ -396,7 +395,7 @@ func actingBody(w http.ResponseWriter, r *http.Request, s db.SessionView, judgeS
 }
 
 // sameUser checks that the body's UUID is the token's user.
-func sameUser(b body, s db.SessionView) *Problem {
+func sameUser(b body, s sessionView) *Problem {
 	id, p := b.userID()
 	if p != nil {
 		return p
@@ -420,10 +419,10 @@ func timePtr(t time.Time) *time.Time {
 // cache of at most ReadCacheTTL: there a read costs no query at all. This API process forgets a session's
 // cached row as soon as it changes the session (reserve, pay, cancel), so its own ended tokens stop working
 // at once; another API process may honour one for the TTL, for reads only.
-func (h *Handler) view(ctx context.Context, id string, reads bool) (db.SessionView, error) {
-	load := func(ctx context.Context) (db.Session, error) { return h.store.GetSession(ctx, id) }
+func (h *Handler) view(ctx context.Context, id string, reads bool) (sessionView, error) {
+	load := func(ctx context.Context) (booking.Session, error) { return h.store.GetSession(ctx, id) }
 	var (
-		s   db.Session
+		s   booking.Session
 		err error
 	)
 	if reads {
@@ -432,7 +431,7 @@ func (h *Handler) view(ctx context.Context, id string, reads bool) (db.SessionVi
 		s, err = load(ctx)
 	}
 	if err != nil {
-		return db.SessionView{}, err
+		return sessionView{}, err
 	}
 	return h.place(ctx, s)
 }
@@ -446,18 +445,18 @@ func (h *Handler) loadQueue(code string) func(context.Context) (db.QueueSnapshot
 // (at most ReadCacheTTL old, a binary search however long the queue), plus the sessions the snapshot may not
 // have seen that wait ahead of this one (an index range: ReadCacheTTL of arrivals and the joins that were
 // committing when the snapshot was taken), so even a token issued in a stampede learns its place in line.
-func (h *Handler) place(ctx context.Context, s db.Session) (db.SessionView, error) {
-	v := db.SessionView{Session: s}
+func (h *Handler) place(ctx context.Context, s booking.Session) (sessionView, error) {
+	v := sessionView{Session: s}
 	if booking.Status(s.Status) != booking.StatusWaiting {
 		return v, nil
 	}
 	q, err := h.queues.get(ctx, s.ConcertCode, h.loadQueue(s.ConcertCode))
 	if err != nil {
-		return db.SessionView{}, err
+		return sessionView{}, err
 	}
 	later, err := h.store.WaitingBetween(ctx, s.ConcertCode, q.Fresh(), s.Seq)
 	if err != nil {
-		return db.SessionView{}, err
+		return sessionView{}, err
 	}
 	v.Position = q.PositionWith(s.Seq, later)
 	v.EstimatedWait = q.EstimatedWait(v.Position, h.cfg.AdmissionWindow)

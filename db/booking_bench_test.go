@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/db/dbtest"
 )
@@ -147,8 +148,8 @@ func BenchmarkHoldSeat(b *testing.B) {
 		code, user, seat := pool.take()
 		session := benchSession(b, store, code, user)
 		b.StartTimer()
-		if _, err := store.HoldSeat(ctx, db.HoldParams{
-			SessionID: session, ConcertCode: code, Date: benchDate, SeatNumber: seat,
+		if _, err := store.HoldSeat(ctx, booking.Hold{
+			SessionID: session, ConcertCode: code, ConcertDate: benchDate, SeatNumber: seat,
 			ReservationID: uuid.NewString(), Window: 5 * time.Minute,
 		}); err != nil {
 			b.Fatalf("hold: %v", err)
@@ -163,15 +164,15 @@ func BenchmarkHoldSeatTaken(b *testing.B) {
 	ctx := context.Background()
 	code := benchConcert(b, store, 10)
 	owner := benchSession(b, store, code, benchUser(b, store))
-	if _, err := store.HoldSeat(ctx, db.HoldParams{
-		SessionID: owner, ConcertCode: code, Date: benchDate, SeatNumber: 1, ReservationID: uuid.NewString(), Window: time.Hour,
+	if _, err := store.HoldSeat(ctx, booking.Hold{
+		SessionID: owner, ConcertCode: code, ConcertDate: benchDate, SeatNumber: 1, ReservationID: uuid.NewString(), Window: time.Hour,
 	}); err != nil {
 		b.Fatalf("hold: %v", err)
 	}
 	loser := benchSession(b, store, code, benchUser(b, store))
 	for b.Loop() {
-		_, err := store.HoldSeat(ctx, db.HoldParams{
-			SessionID: loser, ConcertCode: code, Date: benchDate, SeatNumber: 1, ReservationID: uuid.NewString(), Window: time.Hour,
+		_, err := store.HoldSeat(ctx, booking.Hold{
+			SessionID: loser, ConcertCode: code, ConcertDate: benchDate, SeatNumber: 1, ReservationID: uuid.NewString(), Window: time.Hour,
 		})
 		if err == nil {
 			b.Fatal("a held seat was held again")
@@ -189,8 +190,8 @@ func BenchmarkPay(b *testing.B) {
 		b.StopTimer()
 		code, user, seat := pool.take()
 		session := benchSession(b, store, code, user)
-		if _, err := store.HoldSeat(ctx, db.HoldParams{
-			SessionID: session, ConcertCode: code, Date: benchDate, SeatNumber: seat,
+		if _, err := store.HoldSeat(ctx, booking.Hold{
+			SessionID: session, ConcertCode: code, ConcertDate: benchDate, SeatNumber: seat,
 			ReservationID: uuid.NewString(), Window: 5 * time.Minute,
 		}); err != nil {
 			b.Fatalf("hold: %v", err)

@@ -9,18 +9,19 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
 )
 
 // Statuses as the store writes them. The tests spell them once, here.
 const (
-	statusWaiting   = "WAITING"
-	statusActive    = "ACTIVE"
-	statusHeld      = "HELD"
-	statusPaid      = "PAID"
-	statusExpired   = "EXPIRED"
-	statusCancelled = "CANCELLED"
-	statusSoldOut   = "SOLD_OUT"
+	statusWaiting   = booking.StatusWaiting
+	statusActive    = booking.StatusActive
+	statusHeld      = booking.StatusHeld
+	statusPaid      = booking.StatusPaid
+	statusExpired   = booking.StatusExpired
+	statusCancelled = booking.StatusCancelled
+	statusSoldOut   = booking.StatusSoldOut
 
 	seatAvailable = "AVAILABLE"
 	seatHeld      = "HELD"
@@ -86,7 +87,7 @@ func joinParams(code, user string) db.JoinParams {
 }
 
 // join puts a new session in the waiting room and requires that the call created it.
-func join(t *testing.T, store *db.Store, code, user string) db.Session {
+func join(t *testing.T, store *db.Store, code, user string) booking.Session {
 	t.Helper()
 	s, created, err := store.JoinQueue(t.Context(), joinParams(code, user))
 	require.NoError(t, err)
@@ -95,7 +96,7 @@ func join(t *testing.T, store *db.Store, code, user string) db.Session {
 }
 
 // admitted joins a session and requires that it was admitted at once.
-func admitted(t *testing.T, store *db.Store, code, user string) db.Session {
+func admitted(t *testing.T, store *db.Store, code, user string) booking.Session {
 	t.Helper()
 	s := join(t, store, code, user)
 	require.Equal(t, statusActive, s.Status, "fixture session should be admitted at once")
@@ -103,15 +104,15 @@ func admitted(t *testing.T, store *db.Store, code, user string) db.Session {
 }
 
 // holdParams asks for seat n of the show for a session, under a fresh reservation ID.
-func holdParams(s show, sessionID string, n int) db.HoldParams {
-	return db.HoldParams{
-		SessionID: sessionID, ConcertCode: s.code, Date: s.date, SeatNumber: n,
+func holdParams(s show, sessionID string, n int) booking.Hold {
+	return booking.Hold{
+		SessionID: sessionID, ConcertCode: s.code, ConcertDate: s.date, SeatNumber: n,
 		ReservationID: uuid.NewString(), Window: window,
 	}
 }
 
 // hold holds seat n of the show for a session and requires success.
-func hold(t *testing.T, store *db.Store, s show, sessionID string, n int) db.Reservation {
+func hold(t *testing.T, store *db.Store, s show, sessionID string, n int) booking.Reservation {
 	t.Helper()
 	r, err := store.HoldSeat(t.Context(), holdParams(s, sessionID, n))
 	require.NoError(t, err)
@@ -157,7 +158,7 @@ func seat(t *testing.T, store *db.Store, s show, n int) seatRow {
 }
 
 // status reads a session's status.
-func status(t *testing.T, store *db.Store, sessionID string) string {
+func status(t *testing.T, store *db.Store, sessionID string) booking.Status {
 	t.Helper()
 	s, err := store.GetSession(t.Context(), sessionID)
 	require.NoError(t, err)

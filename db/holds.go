@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/ticketing/concert/booking"
 )
 
 // Errors of HoldSeat that name what is missing, so the API can say which.
@@ -19,39 +21,36 @@ var (
 	ErrSeatNotFound = fmt.Errorf("seat: %w", ErrNotFound)
 )
 
-// HoldParams asks for one seat for one session. ReservationID comes from the workflow, so a retried hold
-// recognises its own earlier success.
-type HoldParams struct {
-	SessionID     string
-	ConcertCode   string
-	Date          time.Time
-	SeatNumber    int
-	ReservationID string
-	Window        time.Duration
-}
-
-// Reservation is a seat held by a session until HeldUntil.
-type Reservation struct {
+// reservationRow is a held seat as the seats table has it; callers get a booking.Reservation.
+type reservationRow struct {
 	ReservationID string    `db:"reservation_id"`
 	ConcertCode   string    `db:"concert_code"`
-	Date          time.Time `db:"concert_date"`
+	ConcertDate   time.Time `db:"concert_date"`
 	SeatNumber    int       `db:"seat_number"`
 	Price         int64     `db:"price"`
 	HeldUntil     time.Time `db:"held_until"`
 }
 
-// Payment is a sold seat, paid from a user's balance.
-type Payment struct {
+func (r reservationRow) reservation() booking.Reservation { return booking.Reservation(r) }
+
+// paymentRow is a payment with the buyer's balance now; callers get a booking.Payment.
+type paymentRow struct {
 	PaymentID     string    `db:"id"`
 	ReservationID string    `db:"reservation_id"`
 	UserUUID      string    `db:"user_uuid"`
 	ConcertCode   string    `db:"concert_code"`
-	Date          time.Time `db:"concert_date"`
+	ConcertDate   time.Time `db:"concert_date"`
 	SeatNumber    int       `db:"seat_number"`
 	Amount        int64     `db:"amount"`
-	// Balance is the user's balance after the payment (now, for a payment looked up again).
-	Balance   int64     `db:"balance"`
-	CreatedAt time.Time `db:"created_at"`
+	Balance       int64     `db:"balance"`
+	CreatedAt     time.Time `db:"created_at"`
+}
+
+func (r paymentRow) payment() booking.Payment {
+	return booking.Payment{
+		PaymentID: r.PaymentID, ReservationID: r.ReservationID, ConcertDate: r.ConcertDate, SeatNumber: r.SeatNumber,
+		Amount: r.Amount, Balance: r.Balance, UserUUID: r.UserUUID, ConcertCode: r.ConcertCode, CreatedAt: r.CreatedAt,
+	}
 }
 
 // InsufficientBalanceError says by how much a payment fell short; it matches ErrInsufficientBalance.
@@ -70,7 +69,7 @@ func (e *InsufficientBalanceError) Is(target error) bool { return target == ErrI
 // UPDATE: the seat must be AVAILABLE, or HELD by a hold that has lapsed. The session must be ACTIVE within
 // its admission window and may own only one seat. Calling it again with the same ReservationID returns the
 // same reservation.
-func (s *Store) HoldSeat(ctx context.Context, p HoldParams) (Reservation, error) {
+func (s *Store) HoldSeat(ctx context.Context, p booking.Hold) (booking.Reservation, error) {
 	const mine = `
 SELECT reservation_id, concert_code, concert_date, seat_number, price, COALESCE(held_until, now()) AS held_until
 FROM seats WHERE session_id = $1`
@@ -85,9 +84,9 @@ WHERE concert_code = $1 AND concert_date = $2 AND seat_number = $3
 RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_until`
 	const dateExists = `SELECT EXISTS (SELECT 1 FROM concert_dates WHERE concert_code = $1 AND concert_date = $2)`
 	const seatExists = `SELECT EXISTS (SELECT 1 FROM seats WHERE concert_code = $1 AND concert_date = $2 AND seat_number = $3)`
-	var r Reservation
+	var r reservationRow
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var prev Reservation
+		var prev reservationRow
 		switch err := tx.GetContext(ctx, &prev, mine, p.SessionID); {
 		case err == nil && prev.ReservationID == p.ReservationID:
 			r = prev
@@ -115,7 +114,7 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 			}
 			return ErrNotActive
 		}
-		err := tx.GetContext(ctx, &r, take, p.ConcertCode, p.Date, p.SeatNumber, p.SessionID, p.ReservationID, heldUntil)
+		err := tx.GetContext(ctx, &r, take, p.ConcertCode, p.ConcertDate, p.SeatNumber, p.SessionID, p.ReservationID, heldUntil)
 		if err == nil {
 			return nil
 		}
@@ -126,13 +125,13 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 			return err
 		}
 		var exists bool
-		if err := tx.GetContext(ctx, &exists, dateExists, p.ConcertCode, p.Date); err != nil {
+		if err := tx.GetContext(ctx, &exists, dateExists, p.ConcertCode, p.ConcertDate); err != nil {
 			return err
 		}
 		if !exists {
 			return ErrDateNotFound
 		}
-		if err := tx.GetContext(ctx, &exists, seatExists, p.ConcertCode, p.Date, p.SeatNumber); err != nil {
+		if err := tx.GetContext(ctx, &exists, seatExists, p.ConcertCode, p.ConcertDate, p.SeatNumber); err != nil {
 			return err
 		}
 		if !exists {
@@ -141,15 +140,15 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 		return ErrSeatTaken
 	})
 	if err != nil {
-		return Reservation{}, fmt.Errorf("hold seat %d of %s for session %s: %w", p.SeatNumber, p.ConcertCode, p.SessionID, err)
+		return booking.Reservation{}, fmt.Errorf("hold seat %d of %s for session %s: %w", p.SeatNumber, p.ConcertCode, p.SessionID, err)
 	}
-	return r, nil
+	return r.reservation(), nil
 }
 
 // Pay sells the seat a session holds: it debits the balance, records the payment and its ledger row, marks
 // the seat SOLD and the session PAID, all in one transaction. A lapsed hold is never sold (ErrHoldExpired). A
 // session that has paid already gets its payment back, so a retried call charges nothing twice.
-func (s *Store) Pay(ctx context.Context, sessionID string) (Payment, error) {
+func (s *Store) Pay(ctx context.Context, sessionID string) (booking.Payment, error) {
 	const held = `
 SELECT s.reservation_id, s.concert_code, s.concert_date, s.seat_number, s.price, s.held_until > now() AS live, x.user_uuid
 FROM seats s JOIN sessions x ON x.id = s.session_id
@@ -163,7 +162,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`
 	const ledger = `INSERT INTO ledger (user_uuid, delta, kind, payment_id) VALUES ($1, $2, 'PAYMENT', $3)`
 	const sell = `UPDATE seats SET status = 'SOLD', held_until = NULL WHERE session_id = $1`
 	const paid = `UPDATE sessions SET status = 'PAID', status_since = now() WHERE id = $1`
-	var p Payment
+	var p paymentRow
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		switch err := tx.GetContext(ctx, &p, paymentOfSession, sessionID); {
 		case err == nil:
@@ -172,7 +171,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`
 			return err
 		}
 		var h struct {
-			Reservation
+			reservationRow
 			Live     bool   `db:"live"`
 			UserUUID string `db:"user_uuid"`
 			// held_until is selected as live; the embedded field stays zero.
@@ -203,9 +202,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`
 		if !h.Live {
 			return ErrHoldExpired
 		}
-		p = Payment{
+		p = paymentRow{
 			PaymentID: uuid.NewString(), ReservationID: h.ReservationID, UserUUID: h.UserUUID,
-			ConcertCode: h.ConcertCode, Date: h.Date, SeatNumber: h.SeatNumber, Amount: h.Price,
+			ConcertCode: h.ConcertCode, ConcertDate: h.ConcertDate, SeatNumber: h.SeatNumber, Amount: h.Price,
 		}
 		if err := tx.GetContext(ctx, &p.Balance, debit, h.UserUUID, h.Price); err != nil {
 			if !errors.Is(err, sql.ErrNoRows) {
@@ -218,7 +217,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`
 			return &InsufficientBalanceError{Balance: have, Price: h.Price}
 		}
 		if err := tx.GetContext(ctx, &p.CreatedAt, record, p.PaymentID, sessionID, p.ReservationID, p.UserUUID,
-			p.ConcertCode, p.Date, p.SeatNumber, p.Amount); err != nil {
+			p.ConcertCode, p.ConcertDate, p.SeatNumber, p.Amount); err != nil {
 			return err
 		}
 		if p.Amount > 0 {
@@ -233,9 +232,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`
 		return err
 	})
 	if err != nil {
-		return Payment{}, fmt.Errorf("pay for session %s: %w", sessionID, err)
+		return booking.Payment{}, fmt.Errorf("pay for session %s: %w", sessionID, err)
 	}
-	return p, nil
+	return p.payment(), nil
 }
 
 // paymentOfSession reads the payment of a session with the user's balance now.
@@ -245,18 +244,18 @@ FROM payments p JOIN users u ON u.uuid = p.user_uuid WHERE p.session_id = $1`
 
 // PaymentOfSession returns the payment a session made; ErrNotFound if it made none. A client whose payment
 // answer was lost gets it again from here.
-func (s *Store) PaymentOfSession(ctx context.Context, sessionID string) (Payment, error) {
-	var p Payment
+func (s *Store) PaymentOfSession(ctx context.Context, sessionID string) (booking.Payment, error) {
+	var p paymentRow
 	if err := s.db.GetContext(ctx, &p, paymentOfSession, sessionID); err != nil {
-		return Payment{}, noRows(err, "payment of session "+sessionID)
+		return booking.Payment{}, noRows(err, "payment of session "+sessionID)
 	}
-	return p, nil
+	return p.payment(), nil
 }
 
 // Release ends a session that did not pay, with status EXPIRED or CANCELLED, and frees the seat it holds.
 // A session that has ended already is left as it is, so a retried or late release changes nothing; a seat
 // another session has taken over meanwhile is not touched.
-func (s *Store) Release(ctx context.Context, sessionID, status string) error {
+func (s *Store) Release(ctx context.Context, sessionID string, status booking.Status) error {
 	const free = `
 UPDATE seats SET status = 'AVAILABLE', session_id = NULL, reservation_id = NULL, held_until = NULL
 WHERE session_id = $1 AND status = 'HELD'`
@@ -267,7 +266,7 @@ WHERE id = $1 AND status IN ('WAITING', 'ACTIVE', 'HELD')`
 		if _, err := tx.ExecContext(ctx, free, sessionID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, end, sessionID, status); err != nil {
+		if _, err := tx.ExecContext(ctx, end, sessionID, string(status)); err != nil {
 			return err
 		}
 		// A HoldSeat of this session may have been committing while the first free ran: it held the

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/db/dbtest"
 )
@@ -25,7 +26,7 @@ func TestHoldSeatHoldsSeatAndSessionUntilTheWindowEnds(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, p.ReservationID, r.ReservationID)
 	assert.Equal(t, s.code, r.ConcertCode)
-	assert.WithinDuration(t, s.date, r.Date, 0)
+	assert.WithinDuration(t, s.date, r.ConcertDate, 0)
 	assert.Equal(t, 2, r.SeatNumber)
 	assert.Equal(t, int64(7_000), r.Price)
 	assert.WithinDuration(t, time.Now().Add(window), r.HeldUntil, clockSkew)
@@ -40,8 +41,8 @@ func TestHoldSeatHoldsSeatAndSessionUntilTheWindowEnds(t *testing.T) {
 	got, err := store.GetSession(t.Context(), sess.ID)
 	require.NoError(t, err)
 	assert.Equal(t, statusHeld, got.Status)
-	require.True(t, got.HeldUntil.Valid)
-	assert.WithinDuration(t, r.HeldUntil, got.HeldUntil.Time, 0, "seat and session share one deadline")
+	require.True(t, !got.HeldUntil.IsZero())
+	assert.WithinDuration(t, r.HeldUntil, got.HeldUntil, 0, "seat and session share one deadline")
 
 	seats, err := store.Seats(t.Context(), s.code, s.date)
 	require.NoError(t, err)
@@ -75,7 +76,7 @@ func TestHoldSeatConcurrentRetriesOfOneReservationAllGetIt(t *testing.T) {
 	p := holdParams(s, sess.ID, 2)
 	const calls = 20
 
-	got := make([]db.Reservation, calls)
+	got := make([]booking.Reservation, calls)
 	errs := make([]error, calls)
 	together(calls, func(i int) { got[i], errs[i] = store.HoldSeat(t.Context(), p) })
 
@@ -94,68 +95,68 @@ func TestHoldSeatErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		// arrange returns the request for a session of the show that must fail with want (and wantAlso).
-		arrange  func(t *testing.T, s show) db.HoldParams
+		arrange  func(t *testing.T, s show) booking.Hold
 		want     error
 		wantAlso error
 	}{
 		{name: "another seat for a session that holds one", want: db.ErrAlreadyHolding,
-			arrange: func(t *testing.T, s show) db.HoldParams {
+			arrange: func(t *testing.T, s show) booking.Hold {
 				sess := admitted(t, store, s.code, user)
 				hold(t, store, s, sess.ID, 1)
 				return holdParams(s, sess.ID, 2)
 			}},
 		{name: "another seat for a session whose own hold lapsed", want: db.ErrAlreadyHolding,
-			arrange: func(t *testing.T, s show) db.HoldParams {
+			arrange: func(t *testing.T, s show) booking.Hold {
 				sess := admitted(t, store, s.code, user)
 				hold(t, store, s, sess.ID, 1)
 				lapseHold(t, store, sess.ID)
 				return holdParams(s, sess.ID, 2)
 			}},
 		{name: "seat held by another live session", want: db.ErrSeatTaken,
-			arrange: func(t *testing.T, s show) db.HoldParams {
+			arrange: func(t *testing.T, s show) booking.Hold {
 				hold(t, store, s, admitted(t, store, s.code, newUser(t, store, 0)).ID, 2)
 				return holdParams(s, admitted(t, store, s.code, user).ID, 2)
 			}},
 		{name: "seat sold", want: db.ErrSeatTaken,
-			arrange: func(t *testing.T, s show) db.HoldParams {
+			arrange: func(t *testing.T, s show) booking.Hold {
 				exec(t, store, `UPDATE seats SET status = 'SOLD', session_id = 'buyer' WHERE concert_code = $1 AND seat_number = 2`, s.code)
 				return holdParams(s, admitted(t, store, s.code, user).ID, 2)
 			}},
 		{name: "unknown date", want: db.ErrDateNotFound, wantAlso: db.ErrNotFound,
-			arrange: func(t *testing.T, s show) db.HoldParams {
+			arrange: func(t *testing.T, s show) booking.Hold {
 				p := holdParams(s, admitted(t, store, s.code, user).ID, 2)
-				p.Date = s.date.Add(24 * time.Hour)
+				p.ConcertDate = s.date.Add(24 * time.Hour)
 				return p
 			}},
 		{name: "unknown concert", want: db.ErrDateNotFound, wantAlso: db.ErrNotFound,
-			arrange: func(t *testing.T, s show) db.HoldParams {
+			arrange: func(t *testing.T, s show) booking.Hold {
 				p := holdParams(s, admitted(t, store, s.code, user).ID, 2)
 				p.ConcertCode = "NOPE"
 				return p
 			}},
 		{name: "unknown seat", want: db.ErrSeatNotFound, wantAlso: db.ErrNotFound,
-			arrange: func(t *testing.T, s show) db.HoldParams {
+			arrange: func(t *testing.T, s show) booking.Hold {
 				return holdParams(s, admitted(t, store, s.code, user).ID, 99)
 			}},
 		{name: "waiting session", want: db.ErrNotActive,
-			arrange: func(t *testing.T, s show) db.HoldParams {
+			arrange: func(t *testing.T, s show) booking.Hold {
 				pause(t, store, s.code, true)
 				return holdParams(s, join(t, store, s.code, user).ID, 2)
 			}},
 		{name: "session past its admission window", want: db.ErrNotActive,
-			arrange: func(t *testing.T, s show) db.HoldParams {
+			arrange: func(t *testing.T, s show) booking.Hold {
 				sess := admitted(t, store, s.code, user)
 				lapseAdmission(t, store, sess.ID)
 				return holdParams(s, sess.ID, 2)
 			}},
 		{name: "cancelled session", want: db.ErrNotActive,
-			arrange: func(t *testing.T, s show) db.HoldParams {
+			arrange: func(t *testing.T, s show) booking.Hold {
 				sess := admitted(t, store, s.code, user)
 				require.NoError(t, store.Release(t.Context(), sess.ID, statusCancelled))
 				return holdParams(s, sess.ID, 2)
 			}},
 		{name: "unknown session", want: db.ErrNotActive,
-			arrange: func(_ *testing.T, s show) db.HoldParams { return holdParams(s, uuid.NewString(), 2) }},
+			arrange: func(_ *testing.T, s show) booking.Hold { return holdParams(s, uuid.NewString(), 2) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,7 +164,7 @@ func TestHoldSeatErrors(t *testing.T) {
 			s := newShow(t, store, 5, 3, 1_000)
 			p := tt.arrange(t, s)
 			before := seat(t, store, s, 2)
-			var statusBefore string
+			var statusBefore booking.Status
 			if sess, err := store.GetSession(t.Context(), p.SessionID); err == nil {
 				statusBefore = sess.Status
 			}
@@ -210,12 +211,12 @@ func TestHoldSeatRaceOfHundredSessionsHasExactlyOneWinner(t *testing.T) {
 	const racers = 100
 	s := newShow(t, store, racers, 5, 1_000)
 	users := newUsers(t, store, racers)
-	sessions := make([]db.Session, racers)
+	sessions := make([]booking.Session, racers)
 	for i := range sessions {
 		sessions[i] = admitted(t, store, s.code, users[i])
 	}
 
-	got := make([]db.Reservation, racers)
+	got := make([]booking.Reservation, racers)
 	errs := make([]error, racers)
 	together(racers, func(i int) { got[i], errs[i] = store.HoldSeat(t.Context(), holdParams(s, sessions[i].ID, 3)) })
 

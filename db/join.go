@@ -9,6 +9,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/ticketing/concert/booking"
 )
 
 // Errors of Join that name what is missing, so the API can say which.
@@ -41,7 +43,7 @@ type NewSession struct {
 // Joined is the outcome of Join: the fan's session, whether this call created it, and, for a session that
 // waits, how many sessions with a sequence number from NewSession.CountFrom wait ahead of it.
 type Joined struct {
-	Session
+	booking.Session
 	Created bool
 	Ahead   int64
 	// MaxActive is the concert's maxActive as the join saw it (0 when it found the fan's open session).
@@ -129,14 +131,14 @@ FROM ins, st`
 
 // insertedRow is a session a join inserted, with what the join saw.
 type insertedRow struct {
-	Session
+	sessionRow
 	Ahead     int64 `db:"ahead"`
 	MaxActive int64 `db:"max_active"`
 	FreeSlots int64 `db:"free_slots"`
 }
 
 func (r insertedRow) joined() Joined {
-	return Joined{Session: r.Session, Created: true, Ahead: r.Ahead, MaxActive: r.MaxActive, FreeSlots: r.FreeSlots}
+	return Joined{Session: r.session(), Created: true, Ahead: r.Ahead, MaxActive: r.MaxActive, FreeSlots: r.FreeSlots}
 }
 
 func holdWindow(p NewSession) sql.NullInt64 {
@@ -172,7 +174,7 @@ func (s *Store) join(ctx context.Context, p NewSession) (j Joined, ok bool, err 
 UPDATE seats SET status = 'AVAILABLE', session_id = NULL, reservation_id = NULL, held_until = NULL
 WHERE session_id = $1 AND status = 'HELD'`
 	var cur struct {
-		Session
+		sessionRow
 		Stale bool `db:"stale"`
 	}
 	switch err := live.GetContext(ctx, &cur, p.ConcertCode, p.UserUUID, micros(p.StaleAfter)); {
@@ -181,7 +183,7 @@ WHERE session_id = $1 AND status = 'HELD'`
 	case err != nil:
 		return Joined{}, false, err
 	case !cur.Stale:
-		return Joined{Session: cur.Session}, true, nil
+		return Joined{Session: cur.session()}, true, nil
 	}
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, freeStale, cur.ID); err != nil {
@@ -226,19 +228,11 @@ func (s *Store) joinAtOnce(ctx context.Context, p NewSession) (Joined, error) {
 	return row.joined(), nil
 }
 
-// Attachment is a session as its workflow finds it when it starts: the row, the hold window the fan joined
-// with, and the seat the session holds, if any.
-type Attachment struct {
-	Session
-	HoldWindow  time.Duration
-	Reservation *Reservation
-}
-
 // Attach is the first step of a session's workflow: it reads the session and marks it notified in one
 // statement, so the status the workflow starts from is the status it has been told of; any later change by
 // the waiting room (admission, sold out) marks it unnotified again and is signalled. ErrNotFound if no such
 // session exists.
-func (s *Store) Attach(ctx context.Context, sessionID string) (Attachment, error) {
+func (s *Store) Attach(ctx context.Context, sessionID string) (booking.Attachment, error) {
 	const q = `
 UPDATE sessions SET notified = true WHERE id = $1
 RETURNING ` + sessionColumns + `, COALESCE(hold_window_us, 0) AS hold_window_us`
@@ -246,20 +240,24 @@ RETURNING ` + sessionColumns + `, COALESCE(hold_window_us, 0) AS hold_window_us`
 SELECT reservation_id, concert_code, concert_date, seat_number, price, held_until
 FROM seats WHERE session_id = $1 AND status = 'HELD'`
 	var row struct {
-		Session
+		sessionRow
 		HoldWindowUs int64 `db:"hold_window_us"`
 	}
 	if err := s.db.GetContext(ctx, &row, q, sessionID); err != nil {
-		return Attachment{}, noRows(err, "session "+sessionID)
+		return booking.Attachment{}, noRows(err, "session "+sessionID)
 	}
-	a := Attachment{Session: row.Session, HoldWindow: time.Duration(row.HoldWindowUs) * time.Microsecond}
-	if row.Status == "HELD" {
-		var r Reservation
+	a := booking.Attachment{
+		Status: booking.Status(row.Status), ActiveUntil: row.ActiveUntil.Time,
+		HoldWindow: time.Duration(row.HoldWindowUs) * time.Microsecond,
+	}
+	if a.Status == booking.StatusHeld {
+		var r reservationRow
 		switch err := s.db.GetContext(ctx, &r, seat, sessionID); {
 		case err == nil:
-			a.Reservation = &r
+			res := r.reservation()
+			a.Reservation = &res
 		case !errors.Is(err, sql.ErrNoRows):
-			return Attachment{}, fmt.Errorf("seat of session %s: %w", sessionID, err)
+			return booking.Attachment{}, fmt.Errorf("seat of session %s: %w", sessionID, err)
 		}
 	}
 	return a, nil
@@ -298,11 +296,11 @@ func (s *Store) SessionUsers(ctx context.Context, ids []string) (map[string]stri
 }
 
 // LatestSession returns the newest session of a user for a concert; ErrNotFound if the user has none.
-func (s *Store) LatestSession(ctx context.Context, concertCode, userUUID string) (Session, error) {
+func (s *Store) LatestSession(ctx context.Context, concertCode, userUUID string) (booking.Session, error) {
 	const q = `SELECT ` + sessionColumns + ` FROM sessions WHERE concert_code = $1 AND user_uuid = $2 ORDER BY seq DESC LIMIT 1`
-	var sess Session
+	var sess sessionRow
 	if err := s.db.GetContext(ctx, &sess, q, concertCode, userUUID); err != nil {
-		return Session{}, noRows(err, "session of user "+userUUID+" for "+concertCode)
+		return booking.Session{}, noRows(err, "session of user "+userUUID+" for "+concertCode)
 	}
-	return sess, nil
+	return sess.session(), nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/db/dbtest"
 )
@@ -25,7 +26,7 @@ func TestJoinAdmitsUpToMaxActiveThenQueuesInArrivalOrder(t *testing.T) {
 	store := dbtest.New(t)
 	s := newShow(t, store, 2, 10, 1_000)
 	users := newUsers(t, store, 4)
-	var got []db.Session
+	var got []booking.Session
 	for _, u := range users {
 		j, err := store.Join(t.Context(), newSession(s.code, u))
 		require.NoError(t, err)
@@ -35,13 +36,13 @@ func TestJoinAdmitsUpToMaxActiveThenQueuesInArrivalOrder(t *testing.T) {
 			assert.Equal(t, int64(len(got)-3), j.Ahead, "the waiting sessions ahead, counted in the same statement")
 		}
 	}
-	assert.Equal(t, []string{statusActive, statusActive, statusWaiting, statusWaiting},
-		[]string{got[0].Status, got[1].Status, got[2].Status, got[3].Status})
+	assert.Equal(t, []booking.Status{statusActive, statusActive, statusWaiting, statusWaiting},
+		[]booking.Status{got[0].Status, got[1].Status, got[2].Status, got[3].Status})
 	for i := 1; i < len(got); i++ {
 		assert.Less(t, got[i-1].Seq, got[i].Seq, "sequence numbers follow the order of arrival")
 	}
-	require.True(t, got[0].ActiveUntil.Valid)
-	assert.WithinDuration(t, time.Now().Add(window), got[0].ActiveUntil.Time, clockSkew)
+	require.True(t, !got[0].ActiveUntil.IsZero())
+	assert.WithinDuration(t, time.Now().Add(window), got[0].ActiveUntil, clockSkew)
 
 	// The admitted ones wait for their workflow to attach; the waiting ones have nothing to be told yet.
 	at, err := store.Attach(t.Context(), got[0].ID)
@@ -154,7 +155,7 @@ func TestJoinEndsTheFansStaleSessionAndFreesItsSeat(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, fresh.Created)
 	assert.NotEqual(t, old.ID, fresh.ID)
-	assert.Equal(t, []string{statusExpired}, statuses(t, store, old.Session))
+	assert.Equal(t, []booking.Status{statusExpired}, statuses(t, store, old.Session))
 	assert.Equal(t, seatAvailable, seat(t, store, s, 3).Status)
 }
 
@@ -203,7 +204,7 @@ func TestJoinInParallelNeverAdmitsPastMaxActive(t *testing.T) {
 	store := dbtest.New(t)
 	s := newShow(t, store, 5, 100, 1_000)
 	users := newUsers(t, store, 60)
-	statuses := make([]string, len(users))
+	statuses := make([]booking.Status, len(users))
 	errs := make([]error, len(users))
 	var wg sync.WaitGroup
 	for i, u := range users {
@@ -213,7 +214,7 @@ func TestJoinInParallelNeverAdmitsPastMaxActive(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	counts := map[string]int{}
+	counts := map[booking.Status]int{}
 	for i := range users {
 		require.NoError(t, errs[i])
 		counts[statuses[i]]++

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/db/dbtest"
 )
@@ -29,7 +30,7 @@ func ledger(t *testing.T, store *db.Store, user string) []ledgerRow {
 }
 
 // heldSession is an admitted session of user that holds seat 1 of the show.
-func heldSession(t *testing.T, store *db.Store, s show, user string) (db.Session, db.Reservation) {
+func heldSession(t *testing.T, store *db.Store, s show, user string) (booking.Session, booking.Reservation) {
 	t.Helper()
 	sess := admitted(t, store, s.code, user)
 	return sess, hold(t, store, s, sess.ID, 1)
@@ -50,7 +51,7 @@ func TestPaySellsTheHeldSeatAndDebitsTheBalanceThroughTheLedger(t *testing.T) {
 	assert.Equal(t, r.ReservationID, p.ReservationID)
 	assert.Equal(t, user, p.UserUUID)
 	assert.Equal(t, s.code, p.ConcertCode)
-	assert.WithinDuration(t, s.date, p.Date, 0)
+	assert.WithinDuration(t, s.date, p.ConcertDate, 0)
 	assert.Equal(t, 1, p.SeatNumber)
 	assert.Equal(t, int64(3_000), p.Amount)
 	assert.Equal(t, int64(7_000), p.Balance)
@@ -189,7 +190,7 @@ func TestConcurrentPaysForOneSessionChargeOnceAndReturnOnePayment(t *testing.T) 
 	sess, _ := heldSession(t, store, s, user)
 	const calls = 20
 
-	got := make([]db.Payment, calls)
+	got := make([]booking.Payment, calls)
 	errs := make([]error, calls)
 	together(calls, func(i int) { got[i], errs[i] = store.Pay(t.Context(), sess.ID) })
 

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/db/dbtest"
 )
@@ -16,8 +17,8 @@ func TestReleaseFreesTheSeatAndEndsTheSessionOnce(t *testing.T) {
 	t.Parallel()
 	store := dbtest.New(t)
 	user := newUser(t, store, 0)
-	for _, end := range []string{statusExpired, statusCancelled} {
-		t.Run(end, func(t *testing.T) {
+	for _, end := range []booking.Status{statusExpired, statusCancelled} {
+		t.Run(string(end), func(t *testing.T) {
 			t.Parallel()
 			s := newShow(t, store, 1, 2, 1_000)
 			sess, _ := heldSession(t, store, s, user)
@@ -105,12 +106,12 @@ func TestReleaseFreesASeatWhoseHoldCommittedMeanwhile(t *testing.T) {
 	store, code, user := raceFixture(t)
 	sess, _, err := store.JoinQueue(t.Context(), db.JoinParams{SessionID: "s-race", WorkflowID: "w", ConcertCode: code, UserUUID: user, AdmissionWindow: time.Minute})
 	require.NoError(t, err)
-	require.Equal(t, "ACTIVE", sess.Status)
+	require.Equal(t, statusActive, sess.Status)
 
 	seatFreedAfterCommit(t, store, code, "s-race", func() error { return store.Release(t.Context(), "s-race", "CANCELLED") })
 	got, err := store.GetSession(t.Context(), "s-race")
 	require.NoError(t, err)
-	assert.Equal(t, "CANCELLED", got.Status)
+	assert.Equal(t, statusCancelled, got.Status)
 }
 
 // raceFixture is a store with a two-seat concert and one user, for the commit-race tests.
@@ -166,21 +167,21 @@ func TestJoinQueueEndsALiveSessionLeftByAClosedRun(t *testing.T) {
 		Dates: []db.NewConcertDate{{Date: date, Seats: 2, Price: 10}}}))
 	u, err := store.CreateUser(ctx)
 	require.NoError(t, err)
-	join := func(id string) db.Session {
+	join := func(id string) booking.Session {
 		s, _, err := store.JoinQueue(ctx, db.JoinParams{SessionID: id, WorkflowID: "w", ConcertCode: code, UserUUID: u.UUID, AdmissionWindow: time.Minute})
 		require.NoError(t, err)
 		return s
 	}
 	join("old")
-	_, err = store.HoldSeat(ctx, db.HoldParams{SessionID: "old", ConcertCode: code, Date: date, SeatNumber: 2,
+	_, err = store.HoldSeat(ctx, booking.Hold{SessionID: "old", ConcertCode: code, ConcertDate: date, SeatNumber: 2,
 		ReservationID: "6a1f6a34-4a38-4b8e-9a0e-3a3c8f0b2e11", Window: time.Minute})
 	require.NoError(t, err)
 
 	fresh := join("new")
-	assert.Equal(t, "ACTIVE", fresh.Status)
+	assert.Equal(t, statusActive, fresh.Status)
 	old, err := store.GetSession(ctx, "old")
 	require.NoError(t, err)
-	assert.Equal(t, "CANCELLED", old.Status)
+	assert.Equal(t, statusCancelled, old.Status)
 	var seat string
 	require.NoError(t, store.SQL().Get(&seat, `SELECT status FROM seats WHERE concert_code = $1 AND seat_number = 2`, code))
 	assert.Equal(t, "AVAILABLE", seat)
@@ -204,5 +205,5 @@ func TestJoinQueueFreesASeatTheClosedRunHeldMeanwhile(t *testing.T) {
 	seatFreedAfterCommit(t, store, code, "old", func() error { return join("new") })
 	old, err := store.GetSession(t.Context(), "old")
 	require.NoError(t, err)
-	assert.Equal(t, "CANCELLED", old.Status)
+	assert.Equal(t, statusCancelled, old.Status)
 }

@@ -10,10 +10,12 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/ticketing/concert/booking"
 )
 
-// Session is the database's view of one booking session (one run of the session workflow).
-type Session struct {
+// sessionRow is a row of sessions; callers get it as a booking.Session.
+type sessionRow struct {
 	ID          string       `db:"id"`
 	WorkflowID  string       `db:"workflow_id"`
 	ConcertCode string       `db:"concert_code"`
@@ -25,13 +27,12 @@ type Session struct {
 	StatusSince time.Time    `db:"status_since"`
 }
 
-// SessionView is a session with its place in the waiting room, as a status poll reports it.
-type SessionView struct {
-	Session
-	// Position is 1 for the next session to be admitted and 0 once admitted.
-	Position int64 `db:"position"`
-	// EstimatedWait is how long the session will probably wait, from the recent admission rate.
-	EstimatedWait time.Duration `db:"-"`
+func (r sessionRow) session() booking.Session {
+	return booking.Session{
+		ID: r.ID, WorkflowID: r.WorkflowID, ConcertCode: r.ConcertCode, UserUUID: r.UserUUID, Seq: r.Seq,
+		Status: booking.Status(r.Status), ActiveUntil: r.ActiveUntil.Time, HeldUntil: r.HeldUntil.Time,
+		StatusSince: r.StatusSince,
+	}
 }
 
 // JoinParams identifies a new session joining a concert's waiting room.
@@ -47,9 +48,9 @@ type JoinParams struct {
 // transaction and one bounded burst of signals even when a concert opens with a large maxActive.
 const AdmitBatchLimit = 500
 
-// Admission tells a session's workflow that the waiting room moved it on: to ACTIVE (with the end of its
-// admission window) or to SOLD_OUT.
-type Admission struct {
+// admissionRow is a session a waiting-room step must tell of its admission (ACTIVE, with the end of its
+// admission window) or of its sold-out end.
+type admissionRow struct {
 	SessionID   string       `db:"id"`
 	WorkflowID  string       `db:"workflow_id"`
 	ConcertCode string       `db:"concert_code"`
@@ -58,28 +59,11 @@ type Admission struct {
 	ActiveUntil sql.NullTime `db:"active_until"`
 }
 
-// AdmitResult is what one admission step did and saw.
-type AdmitResult struct {
-	// Notify lists the sessions whose workflows have not yet been told of their admission or sold-out end,
-	// including ones admitted by an earlier step whose notification did not complete.
-	Notify []Admission
-	// Admitted is how many sessions this step admitted.
-	Admitted int
-	// Waiting is how many sessions still wait.
-	Waiting int
-	// Live is how many sessions are ACTIVE or HELD within their windows, after this step.
-	Live      int
-	MaxActive int
-	Paused    bool
-	SoldOut   bool
-	// NextFree is when the first live session's window ends, freeing its slot even if nothing ends the
-	// session (zero when none is live). Untold counts sessions admitted or ended SOLD_OUT less than
-	// untoldGrace ago whose workflows have not confirmed the notice: a later step must look at them again.
-	NextFree time.Time
-	Untold   int
-	// Repaired is how many sessions this step ended because they were far past their windows and their
-	// workflows had not ended them (see DefaultRepairAfter).
-	Repaired int
+func (r admissionRow) admission() booking.Admission {
+	return booking.Admission{
+		SessionID: r.SessionID, WorkflowID: r.WorkflowID, ConcertCode: r.ConcertCode, UserUUID: r.UserUUID,
+		Notice: booking.AdmissionNotice{Status: booking.Status(r.Status), ActiveUntil: r.ActiveUntil.Time},
+	}
 }
 
 // Who and why of a session ended by a waiting-room step (AdmitNext), as its audit row says.
@@ -130,7 +114,8 @@ const soldOutQuery = `SELECT NOT EXISTS (SELECT 1 FROM seats WHERE concert_code 
 // at once; a concert with every seat sold ends the session SOLD_OUT. created reports whether this call
 // inserted the row. Only a join that might be admitted at once takes the concert's lock: while people wait,
 // joins do not queue behind each other (or behind admission steps) to learn that they must wait too.
-func (s *Store) JoinQueue(ctx context.Context, p JoinParams) (sess Session, created bool, err error) {
+func (s *Store) JoinQueue(ctx context.Context, p JoinParams) (_ booking.Session, created bool, err error) {
+	var sess sessionRow
 	const existing = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
 	const waitingExists = `SELECT EXISTS (SELECT 1 FROM sessions WHERE concert_code = $1 AND status = 'WAITING')`
 	const freeOrphans = `
@@ -220,24 +205,24 @@ FROM concerts WHERE code = $1`
 		return nil
 	})
 	if err != nil {
-		return Session{}, false, fmt.Errorf("join queue of %s: %w", p.ConcertCode, err)
+		return booking.Session{}, false, fmt.Errorf("join queue of %s: %w", p.ConcertCode, err)
 	}
-	return sess, created, nil
+	return sess.session(), created, nil
 }
 
 // GetSession returns a session by ID; ErrNotFound if unknown.
 // Every authenticated request and every position poll reads its session here, so the statement is prepared.
-func (s *Store) GetSession(ctx context.Context, id string) (Session, error) {
+func (s *Store) GetSession(ctx context.Context, id string) (booking.Session, error) {
 	const q = `SELECT ` + sessionColumns + ` FROM sessions WHERE id = $1`
 	stmt, err := s.prepared(ctx, q)
 	if err != nil {
-		return Session{}, err
+		return booking.Session{}, err
 	}
-	var sess Session
+	var sess sessionRow
 	if err := stmt.GetContext(ctx, &sess, id); err != nil {
-		return Session{}, noRows(err, "session "+id)
+		return booking.Session{}, noRows(err, "session "+id)
 	}
-	return sess, nil
+	return sess.session(), nil
 }
 
 // admissionRateWindow is the span over which recent admissions are counted for wait estimates.
@@ -320,7 +305,7 @@ func (q QueueSnapshot) EstimatedWait(position int64, admissionWindow time.Durati
 // AdmitNext runs one step of a concert's waiting room: if every seat is sold it ends the waiting and active
 // sessions SOLD_OUT; otherwise, unless admission is paused, it admits waiting sessions in FIFO order into the
 // free slots (at most AdmitBatchLimit). It returns the sessions whose workflows must be told.
-func (s *Store) AdmitNext(ctx context.Context, code string, admissionWindow time.Duration) (AdmitResult, error) {
+func (s *Store) AdmitNext(ctx context.Context, code string, admissionWindow time.Duration) (booking.AdmissionStep, error) {
 	const soldOut = `
 UPDATE sessions SET status = 'SOLD_OUT', notified = false, status_since = now()
 WHERE concert_code = $1 AND status IN ('WAITING', 'ACTIVE')`
@@ -385,11 +370,11 @@ FROM stale`
 	grace := micros(s.repairGrace())
 	switch err := s.db.GetContext(ctx, &q, quiet, code, grace); {
 	case err == nil:
-		return AdmitResult{MaxActive: q.MaxActive, Paused: q.Paused, Live: q.Live, NextFree: q.NextFree.Time, Untold: q.Untold}, nil
+		return booking.AdmissionStep{MaxActive: q.MaxActive, Paused: q.Paused, Live: q.Live, NextFree: q.NextFree.Time, Untold: q.Untold}, nil
 	case !errors.Is(err, sql.ErrNoRows):
-		return AdmitResult{}, fmt.Errorf("admit next of %s: %w", code, err)
+		return booking.AdmissionStep{}, fmt.Errorf("admit next of %s: %w", code, err)
 	}
-	var res AdmitResult
+	var res booking.AdmissionStep
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var cfg struct {
 			MaxActive int  `db:"max_active"`
@@ -433,8 +418,12 @@ FROM stale`
 			res.Admitted = int(admitted)
 			res.Live += res.Admitted
 		}
-		if err := tx.SelectContext(ctx, &res.Notify, notify, code); err != nil {
+		var notices []admissionRow
+		if err := tx.SelectContext(ctx, &notices, notify, code); err != nil {
 			return err
+		}
+		for _, n := range notices {
+			res.Notify = append(res.Notify, n.admission())
 		}
 		var rest struct {
 			Waiting  int          `db:"waiting"`
@@ -448,7 +437,7 @@ FROM stale`
 		return nil
 	})
 	if err != nil {
-		return AdmitResult{}, fmt.Errorf("admit next of %s: %w", code, err)
+		return booking.AdmissionStep{}, fmt.Errorf("admit next of %s: %w", code, err)
 	}
 	return res, nil
 }
@@ -484,12 +473,13 @@ FROM sessions s WHERE s.id = $1`
 
 // OverdueSession is a live session (ACTIVE or HELD) whose window ended: its workflow should have ended it.
 type OverdueSession struct {
-	Session
-	Deadline    time.Time     `db:"deadline"`
-	ConcertDate sql.NullTime  `db:"concert_date"`
-	SeatNumber  sql.NullInt64 `db:"seat_number"`
+	booking.Session
+	Deadline time.Time
+	// ConcertDate and SeatNumber are the held seat; zero when the session holds none.
+	ConcertDate time.Time
+	SeatNumber  int
 	// RepairBy is when a waiting-room step ends it, if its workflow does not (see DefaultRepairAfter).
-	RepairBy time.Time `db:"repair_by"`
+	RepairBy time.Time
 }
 
 // OverdueSessions lists, from the store of record, live sessions whose admission or hold window ended
@@ -510,9 +500,20 @@ WHERE s.status IN ('ACTIVE', 'HELD')
   AND ($3 = '' OR s.status = $3)
 ORDER BY deadline, s.seq
 LIMIT $4`
-	var out []OverdueSession
-	if err := s.db.SelectContext(ctx, &out, q, before, concertCode, status, limit, micros(s.repairGrace())); err != nil {
+	var rows []struct {
+		sessionRow
+		Deadline    time.Time     `db:"deadline"`
+		ConcertDate sql.NullTime  `db:"concert_date"`
+		SeatNumber  sql.NullInt64 `db:"seat_number"`
+		RepairBy    time.Time     `db:"repair_by"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, q, before, concertCode, status, limit, micros(s.repairGrace())); err != nil {
 		return nil, fmt.Errorf("overdue sessions: %w", err)
+	}
+	out := make([]OverdueSession, len(rows))
+	for i, r := range rows {
+		out[i] = OverdueSession{Session: r.session(), Deadline: r.Deadline, ConcertDate: r.ConcertDate.Time,
+			SeatNumber: int(r.SeatNumber.Int64), RepairBy: r.RepairBy}
 	}
 	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/db/dbtest"
 )
@@ -22,9 +23,9 @@ func pause(t *testing.T, store *db.Store, code string, paused bool) {
 }
 
 // statuses reads the statuses of sessions, in the order given.
-func statuses(t *testing.T, store *db.Store, sessions ...db.Session) []string {
+func statuses(t *testing.T, store *db.Store, sessions ...booking.Session) []booking.Status {
 	t.Helper()
-	out := make([]string, len(sessions))
+	out := make([]booking.Status, len(sessions))
 	for i, s := range sessions {
 		out[i] = status(t, store, s.ID)
 	}
@@ -32,7 +33,7 @@ func statuses(t *testing.T, store *db.Store, sessions ...db.Session) []string {
 }
 
 // ids lists the session IDs of admissions, in order.
-func ids(as []db.Admission) []string {
+func ids(as []booking.Admission) []string {
 	out := make([]string, len(as))
 	for i, a := range as {
 		out[i] = a.SessionID
@@ -50,13 +51,13 @@ func TestJoinQueueAdmitsUpToMaxActiveAtOnceThenQueues(t *testing.T) {
 	second := join(t, store, s.code, users[1])
 	third := join(t, store, s.code, users[2])
 
-	for _, a := range []db.Session{first, second} {
+	for _, a := range []booking.Session{first, second} {
 		assert.Equal(t, statusActive, a.Status)
-		require.True(t, a.ActiveUntil.Valid, "an admitted session has an admission deadline")
-		assert.WithinDuration(t, time.Now().Add(window), a.ActiveUntil.Time, clockSkew)
+		require.True(t, !a.ActiveUntil.IsZero(), "an admitted session has an admission deadline")
+		assert.WithinDuration(t, time.Now().Add(window), a.ActiveUntil, clockSkew)
 	}
 	assert.Equal(t, statusWaiting, third.Status)
-	assert.False(t, third.ActiveUntil.Valid)
+	assert.False(t, !third.ActiveUntil.IsZero())
 	assert.Less(t, first.Seq, second.Seq)
 	assert.Less(t, second.Seq, third.Seq)
 	assert.Equal(t, s.code, third.ConcertCode)
@@ -93,7 +94,7 @@ func TestJoinQueueOutcomes(t *testing.T) {
 		name    string
 		setup   func(t *testing.T, s show)
 		code    func(s show) string
-		want    string
+		want    booking.Status
 		wantErr error
 	}{
 		{name: "free slot and nobody waiting admits at once", want: statusActive},
@@ -157,7 +158,7 @@ func TestJoinQueueKeepsFIFOWhenSomeoneWaitsForAFreeSlot(t *testing.T) {
 	res, err := store.AdmitNext(t.Context(), s.code, window)
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.Admitted)
-	assert.Equal(t, []string{statusActive, statusWaiting}, statuses(t, store, waiter, late))
+	assert.Equal(t, []booking.Status{statusActive, statusWaiting}, statuses(t, store, waiter, late))
 }
 
 // place is a session's position and estimated wait as a status poll computes them: from the concert's
@@ -183,7 +184,7 @@ func TestQueuePositionsFollowJoinOrderAndCloseUp(t *testing.T) {
 	s := newShow(t, store, 1, 10, 1_000)
 	users := newUsers(t, store, 4)
 	in := admitted(t, store, s.code, users[0])
-	queue := []db.Session{join(t, store, s.code, users[1]), join(t, store, s.code, users[2]), join(t, store, s.code, users[3])}
+	queue := []booking.Session{join(t, store, s.code, users[1]), join(t, store, s.code, users[2]), join(t, store, s.code, users[3])}
 	positions := func() []int64 {
 		out := make([]int64, len(queue))
 		for i, q := range queue {
@@ -239,7 +240,7 @@ func TestAdmitNextAdmitsInFIFOOrderAndReportsUntilNotified(t *testing.T) {
 	store := dbtest.New(t)
 	s := newShow(t, store, 2, 10, 1_000)
 	pause(t, store, s.code, true)
-	var queue []db.Session
+	var queue []booking.Session
 	for _, user := range newUsers(t, store, 5) {
 		queue = append(queue, join(t, store, s.code, user))
 	}
@@ -260,12 +261,12 @@ func TestAdmitNextAdmitsInFIFOOrderAndReportsUntilNotified(t *testing.T) {
 	assert.Equal(t, 2, res.MaxActive)
 	assert.Equal(t, []string{queue[0].ID, queue[1].ID}, ids(res.Notify))
 	for _, a := range res.Notify {
-		assert.Equal(t, statusActive, a.Status)
+		assert.Equal(t, statusActive, a.Notice.Status)
 		assert.Equal(t, "session-"+a.SessionID, a.WorkflowID)
-		require.True(t, a.ActiveUntil.Valid)
-		assert.WithinDuration(t, time.Now().Add(window), a.ActiveUntil.Time, clockSkew)
+		require.True(t, !a.Notice.ActiveUntil.IsZero())
+		assert.WithinDuration(t, time.Now().Add(window), a.Notice.ActiveUntil, clockSkew)
 	}
-	assert.Equal(t, []string{statusActive, statusActive, statusWaiting, statusWaiting, statusWaiting}, statuses(t, store, queue...))
+	assert.Equal(t, []booking.Status{statusActive, statusActive, statusWaiting, statusWaiting, statusWaiting}, statuses(t, store, queue...))
 
 	res, err = store.AdmitNext(t.Context(), s.code, window)
 	require.NoError(t, err)
@@ -291,7 +292,7 @@ func TestAdmitNextAdmitsInFIFOOrderAndReportsUntilNotified(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.Admitted)
 	assert.Equal(t, []string{queue[2].ID}, ids(res.Notify))
-	assert.Equal(t, []string{statusActive, statusActive, statusActive, statusWaiting, statusWaiting}, statuses(t, store, queue...))
+	assert.Equal(t, []booking.Status{statusActive, statusActive, statusActive, statusWaiting, statusWaiting}, statuses(t, store, queue...))
 }
 
 func TestAdmitNextFreesSlotsOnlyOfSessionsOutsideTheirWindow(t *testing.T) {
@@ -299,20 +300,20 @@ func TestAdmitNextFreesSlotsOnlyOfSessionsOutsideTheirWindow(t *testing.T) {
 	store := dbtest.New(t)
 	tests := []struct {
 		name        string
-		occupant    func(t *testing.T, s show, occupant db.Session)
+		occupant    func(t *testing.T, s show, occupant booking.Session)
 		wantAdmit   int
-		wantWaiting string
+		wantWaiting booking.Status
 	}{
 		{name: "ACTIVE within its window keeps the slot", wantAdmit: 0, wantWaiting: statusWaiting,
-			occupant: func(*testing.T, show, db.Session) {}},
+			occupant: func(*testing.T, show, booking.Session) {}},
 		{name: "ACTIVE past its window frees the slot", wantAdmit: 1, wantWaiting: statusActive,
-			occupant: func(t *testing.T, _ show, o db.Session) { lapseAdmission(t, store, o.ID) }},
+			occupant: func(t *testing.T, _ show, o booking.Session) { lapseAdmission(t, store, o.ID) }},
 		{name: "HELD within its hold keeps the slot", wantAdmit: 0, wantWaiting: statusWaiting,
-			occupant: func(t *testing.T, s show, o db.Session) { hold(t, store, s, o.ID, 1) }},
+			occupant: func(t *testing.T, s show, o booking.Session) { hold(t, store, s, o.ID, 1) }},
 		{name: "HELD past its hold frees the slot", wantAdmit: 1, wantWaiting: statusActive,
-			occupant: func(t *testing.T, s show, o db.Session) { hold(t, store, s, o.ID, 1); lapseHold(t, store, o.ID) }},
+			occupant: func(t *testing.T, s show, o booking.Session) { hold(t, store, s, o.ID, 1); lapseHold(t, store, o.ID) }},
 		{name: "CANCELLED frees the slot", wantAdmit: 1, wantWaiting: statusActive,
-			occupant: func(t *testing.T, _ show, o db.Session) {
+			occupant: func(t *testing.T, _ show, o booking.Session) {
 				require.NoError(t, store.Release(t.Context(), o.ID, statusCancelled))
 			}},
 	}
@@ -355,9 +356,9 @@ func TestAdmitNextEndsWaitingAndActiveSessionsSoldOutWhenEverySeatIsSold(t *test
 	assert.Zero(t, res.Waiting)
 	assert.Equal(t, []string{browser.ID, waiter.ID}, ids(res.Notify))
 	for _, a := range res.Notify {
-		assert.Equal(t, statusSoldOut, a.Status)
+		assert.Equal(t, statusSoldOut, a.Notice.Status)
 	}
-	assert.Equal(t, []string{statusPaid, statusSoldOut, statusSoldOut}, statuses(t, store, buyer, browser, waiter))
+	assert.Equal(t, []booking.Status{statusPaid, statusSoldOut, statusSoldOut}, statuses(t, store, buyer, browser, waiter))
 
 	require.NoError(t, store.MarkNotified(t.Context(), ids(res.Notify)))
 	res, err = store.AdmitNext(t.Context(), s.code, window)

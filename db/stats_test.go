@@ -128,8 +128,8 @@ func TestConcertStatsByStatusNamesEveryStatusAsTheTablesSpellIt(t *testing.T) {
 	seats := db.SeatCounts{Available: 1, Held: 2, Sold: 3}
 
 	assert.Equal(t, map[string]int64{
-		statusWaiting: 1, statusActive: 2, statusHeld: 3, statusPaid: 4,
-		statusExpired: 5, statusCancelled: 6, statusSoldOut: 7,
+		"WAITING": 1, "ACTIVE": 2, "HELD": 3, "PAID": 4,
+		"EXPIRED": 5, "CANCELLED": 6, "SOLD_OUT": 7,
 	}, sessions.ByStatus())
 	assert.Equal(t, map[string]int64{seatAvailable: 1, seatHeld: 2, seatSold: 3}, seats.ByStatus())
 }

@@ -50,7 +50,7 @@ func Admission(ctx workflow.Context, in AdmissionInput) error {
 	wake := workflow.GetSignalChannel(ctx, SignalWake)
 	stepCtx := durableDB(ctx)
 	for step := 0; step < admissionStepsPerRun; step++ {
-		var res activities.AdmitResult
+		var res booking.AdmissionStep
 		if err := workflow.ExecuteLocalActivity(stepCtx, acts.AdmitNext, activities.AdmitInput{
 			ConcertCode: in.ConcertCode, AdmissionWindow: in.AdmissionWindow,
 		}).Get(ctx, &res); err != nil {
@@ -105,7 +105,7 @@ func Admission(ctx workflow.Context, in AdmissionInput) error {
 // cancelled, released) nudges the waiting room. It steps again after tick when a notice is still unconfirmed
 // (it is sent again after db's grace) or a slot is free (which a step that admitted nobody should not leave).
 // With no live session and no slot (maxActive 0) only a settings change, which wakes it, can let anyone in.
-func untilSlotFrees(now time.Time, res activities.AdmitResult, tick time.Duration) time.Duration {
+func untilSlotFrees(now time.Time, res booking.AdmissionStep, tick time.Duration) time.Duration {
 	switch {
 	case res.Untold > 0 || res.Live < res.MaxActive:
 		return tick

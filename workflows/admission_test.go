@@ -30,13 +30,13 @@ func newAdmissionHarness(t *testing.T) *harness {
 }
 
 // expectStep makes the next AdmitNext answer res.
-func (h *harness) expectStep(res activities.AdmitResult) {
+func (h *harness) expectStep(res booking.AdmissionStep) {
 	h.env.OnActivity(acts.AdmitNext, mock.Anything,
 		activities.AdmitInput{ConcertCode: testConcert, AdmissionWindow: testAdmissionWindow}).Return(res, nil).Once()
 }
 
 // expectNotify expects NotifyAdmissions with exactly list.
-func (h *harness) expectNotify(list []activities.Admission) {
+func (h *harness) expectNotify(list []booking.Admission) {
 	h.env.OnActivity(acts.NotifyAdmissions, mock.Anything, list).Return(nil).Once()
 }
 
@@ -57,9 +57,9 @@ func (h *harness) admissionEnded() {
 	h.env.AssertExpectations(h.t)
 }
 
-func admitted(n int) activities.Admission {
+func admitted(n int) booking.Admission {
 	id := string(rune('a' + n))
-	return activities.Admission{
+	return booking.Admission{
 		SessionID: "run-" + id, WorkflowID: SessionWorkflowID(testConcert, "user-"+id),
 		Notice: booking.AdmissionNotice{Status: booking.StatusActive, ActiveUntil: t0.Add(testAdmissionWindow)},
 	}
@@ -67,12 +67,12 @@ func admitted(n int) activities.Admission {
 
 func TestAdmission_StepThatAdmits_NotifiesExactlyAdmitNextsList(t *testing.T) {
 	h := newAdmissionHarness(t)
-	first := []activities.Admission{admitted(0), admitted(1)}
-	h.expectStep(activities.AdmitResult{Notify: first, Admitted: 2, Live: 2, MaxActive: 2})
+	first := []booking.Admission{admitted(0), admitted(1)}
+	h.expectStep(booking.AdmissionStep{Notify: first, Admitted: 2, Live: 2, MaxActive: 2})
 	h.expectNotify(first)
-	soldOut := []activities.Admission{{SessionID: "run-z", WorkflowID: "booking-IU-2026-z",
+	soldOut := []booking.Admission{{SessionID: "run-z", WorkflowID: "booking-IU-2026-z",
 		Notice: booking.AdmissionNotice{Status: booking.StatusSoldOut}}}
-	h.expectStep(activities.AdmitResult{Notify: soldOut, SoldOut: true})
+	h.expectStep(booking.AdmissionStep{Notify: soldOut, SoldOut: true})
 	h.expectNotify(soldOut)
 	h.forbidOthers()
 
@@ -86,8 +86,8 @@ func TestAdmission_StepThatAdmits_NotifiesExactlyAdmitNextsList(t *testing.T) {
 
 func TestAdmission_StepAdmitsNobody_DoesNotNotify(t *testing.T) {
 	h := newAdmissionHarness(t)
-	h.expectStep(activities.AdmitResult{Waiting: 3, Live: 5, MaxActive: 5})
-	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.expectStep(booking.AdmissionStep{Waiting: 3, Live: 5, MaxActive: 5})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
 	h.forbidOthers()
 
 	h.env.ExecuteWorkflow(Admission, admissionInput())
@@ -98,10 +98,10 @@ func TestAdmission_StepAdmitsNobody_DoesNotNotify(t *testing.T) {
 
 func TestAdmission_FullBatchWithRoomLeft_StepsAgainAtOnce(t *testing.T) {
 	h := newAdmissionHarness(t)
-	batch := []activities.Admission{admitted(0)}
-	h.expectStep(activities.AdmitResult{Notify: batch, Admitted: 1, Waiting: 4, Live: 1, MaxActive: 5})
+	batch := []booking.Admission{admitted(0)}
+	h.expectStep(booking.AdmissionStep{Notify: batch, Admitted: 1, Waiting: 4, Live: 1, MaxActive: 5})
 	h.expectNotify(batch)
-	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
 	h.forbidOthers()
 
 	h.env.ExecuteWorkflow(Admission, admissionInput())
@@ -114,9 +114,9 @@ func TestAdmission_FullBatchWithRoomLeft_StepsAgainAtOnce(t *testing.T) {
 func TestAdmission_WaitersWithoutFreeSlot_StepsAgainAfterTick_InTheFirstVersion(t *testing.T) {
 	h := newAdmissionHarness(t)
 	h.env.OnGetVersion(sleepsWhileFull, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
-	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5})
-	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5})
-	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.expectStep(booking.AdmissionStep{Waiting: 4, Live: 5, MaxActive: 5})
+	h.expectStep(booking.AdmissionStep{Waiting: 4, Live: 5, MaxActive: 5})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
 	h.forbidOthers()
 
 	h.env.ExecuteWorkflow(Admission, admissionInput())
@@ -128,8 +128,8 @@ func TestAdmission_WaitersWithoutFreeSlot_StepsAgainAfterTick_InTheFirstVersion(
 func TestAdmission_EverySlotTaken_SleepsUntilTheFirstWindowEnds(t *testing.T) {
 	h := newAdmissionHarness(t)
 	nextFree := t0.Add(40 * time.Second)
-	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5, NextFree: nextFree})
-	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.expectStep(booking.AdmissionStep{Waiting: 4, Live: 5, MaxActive: 5, NextFree: nextFree})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
 	h.forbidOthers()
 
 	h.env.ExecuteWorkflow(Admission, admissionInput())
@@ -141,8 +141,8 @@ func TestAdmission_EverySlotTaken_SleepsUntilTheFirstWindowEnds(t *testing.T) {
 
 func TestAdmission_EverySlotTakenForLong_StepsAtLeastEveryIdleMinute(t *testing.T) {
 	h := newAdmissionHarness(t)
-	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5, NextFree: t0.Add(10 * time.Minute)})
-	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.expectStep(booking.AdmissionStep{Waiting: 4, Live: 5, MaxActive: 5, NextFree: t0.Add(10 * time.Minute)})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
 	h.forbidOthers()
 
 	h.env.ExecuteWorkflow(Admission, admissionInput())
@@ -153,11 +153,11 @@ func TestAdmission_EverySlotTakenForLong_StepsAtLeastEveryIdleMinute(t *testing.
 
 func TestAdmission_EverySlotTaken_SessionEndingEarlyWakesIt(t *testing.T) {
 	h := newAdmissionHarness(t)
-	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5, NextFree: t0.Add(10 * time.Minute)})
-	batch := []activities.Admission{admitted(0)}
-	h.expectStep(activities.AdmitResult{Notify: batch, Admitted: 1, Waiting: 3, Live: 5, MaxActive: 5, NextFree: t0.Add(9 * time.Minute)})
+	h.expectStep(booking.AdmissionStep{Waiting: 4, Live: 5, MaxActive: 5, NextFree: t0.Add(10 * time.Minute)})
+	batch := []booking.Admission{admitted(0)}
+	h.expectStep(booking.AdmissionStep{Notify: batch, Admitted: 1, Waiting: 3, Live: 5, MaxActive: 5, NextFree: t0.Add(9 * time.Minute)})
 	h.expectNotify(batch)
-	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
 	h.forbidOthers()
 	h.signal(30*time.Second, SignalWake, nil) // a payment freed a slot
 
@@ -170,8 +170,8 @@ func TestAdmission_EverySlotTaken_SessionEndingEarlyWakesIt(t *testing.T) {
 
 func TestAdmission_EverySlotTakenWithAnUnconfirmedNotice_StepsAgainAfterTick(t *testing.T) {
 	h := newAdmissionHarness(t)
-	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 5, MaxActive: 5, NextFree: t0.Add(4 * time.Minute), Untold: 1})
-	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.expectStep(booking.AdmissionStep{Waiting: 4, Live: 5, MaxActive: 5, NextFree: t0.Add(4 * time.Minute), Untold: 1})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
 	h.forbidOthers()
 
 	h.env.ExecuteWorkflow(Admission, admissionInput())
@@ -182,8 +182,8 @@ func TestAdmission_EverySlotTakenWithAnUnconfirmedNotice_StepsAgainAfterTick(t *
 
 func TestAdmission_NoSlotsAtAll_SleepsTheIdleMinute(t *testing.T) {
 	h := newAdmissionHarness(t)
-	h.expectStep(activities.AdmitResult{Waiting: 4, MaxActive: 0})
-	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.expectStep(booking.AdmissionStep{Waiting: 4, MaxActive: 0})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
 	h.forbidOthers()
 
 	h.env.ExecuteWorkflow(Admission, admissionInput())
@@ -194,8 +194,8 @@ func TestAdmission_NoSlotsAtAll_SleepsTheIdleMinute(t *testing.T) {
 
 func TestAdmission_PausedWithWaiters_SleepsTheIdleMinute(t *testing.T) {
 	h := newAdmissionHarness(t)
-	h.expectStep(activities.AdmitResult{Waiting: 4, Live: 0, MaxActive: 5, Paused: true})
-	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.expectStep(booking.AdmissionStep{Waiting: 4, Live: 0, MaxActive: 5, Paused: true})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
 	h.forbidOthers()
 
 	h.env.ExecuteWorkflow(Admission, admissionInput())
@@ -206,10 +206,10 @@ func TestAdmission_PausedWithWaiters_SleepsTheIdleMinute(t *testing.T) {
 
 func TestAdmission_NobodyWaiting_SleepsUntilWakeSignal(t *testing.T) {
 	h := newAdmissionHarness(t)
-	h.expectStep(activities.AdmitResult{MaxActive: 5})
-	h.expectStep(activities.AdmitResult{MaxActive: 5})
-	h.expectStep(activities.AdmitResult{MaxActive: 5})
-	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.expectStep(booking.AdmissionStep{MaxActive: 5})
+	h.expectStep(booking.AdmissionStep{MaxActive: 5})
+	h.expectStep(booking.AdmissionStep{MaxActive: 5})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
 	h.forbidOthers()
 	h.signal(20*time.Second, SignalWake, nil)
 	// Two wakes delivered in one workflow task make one step, not two.
@@ -226,8 +226,8 @@ func TestAdmission_NobodyWaiting_SleepsUntilWakeSignal(t *testing.T) {
 
 func TestAdmission_NobodyWaitingAndNoWake_StepsAfterIdleMinute(t *testing.T) {
 	h := newAdmissionHarness(t)
-	h.expectStep(activities.AdmitResult{MaxActive: 5})
-	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.expectStep(booking.AdmissionStep{MaxActive: 5})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
 	h.forbidOthers()
 
 	h.env.ExecuteWorkflow(Admission, admissionInput())
@@ -238,7 +238,7 @@ func TestAdmission_NobodyWaitingAndNoWake_StepsAfterIdleMinute(t *testing.T) {
 
 func TestAdmission_SoldOut_CompletesAtOnce(t *testing.T) {
 	h := newAdmissionHarness(t)
-	h.expectStep(activities.AdmitResult{SoldOut: true, MaxActive: 5})
+	h.expectStep(booking.AdmissionStep{SoldOut: true, MaxActive: 5})
 	h.forbidOthers()
 
 	h.env.ExecuteWorkflow(Admission, admissionInput())
@@ -250,17 +250,17 @@ func TestAdmission_SoldOut_CompletesAtOnce(t *testing.T) {
 
 func TestAdmission_SoldOut_KeepsWatchEveryIdleMinute(t *testing.T) {
 	h := newHarness(t, AdmissionWorkflowID(testConcert))
-	late := []activities.Admission{{SessionID: "run-late", WorkflowID: "booking-IU-2026-late",
+	late := []booking.Admission{{SessionID: "run-late", WorkflowID: "booking-IU-2026-late",
 		Notice: booking.AdmissionNotice{Status: booking.StatusSoldOut}}}
-	h.expectStep(activities.AdmitResult{SoldOut: true, MaxActive: 5})
-	h.expectStep(activities.AdmitResult{SoldOut: true, MaxActive: 5, Notify: late})
+	h.expectStep(booking.AdmissionStep{SoldOut: true, MaxActive: 5})
+	h.expectStep(booking.AdmissionStep{SoldOut: true, MaxActive: 5, Notify: late})
 	h.expectNotify(late)
-	h.expectStep(activities.AdmitResult{SoldOut: true, MaxActive: 5})
+	h.expectStep(booking.AdmissionStep{SoldOut: true, MaxActive: 5})
 	// The cancel below wakes the loop, which starts one more step on the cancelled context. The server
 	// records it as a cancelled local activity (see the captured histories); whether the test environment
 	// runs its mock first is a race, so it may or may not be called, and is not counted.
 	cancelAt := admissionIdle*2 + admissionIdle/2
-	h.env.OnActivity(acts.AdmitNext, mock.Anything, mock.Anything).Return(activities.AdmitResult{SoldOut: true, MaxActive: 5}, nil).Maybe()
+	h.env.OnActivity(acts.AdmitNext, mock.Anything, mock.Anything).Return(booking.AdmissionStep{SoldOut: true, MaxActive: 5}, nil).Maybe()
 	h.forbidOthers()
 	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, cancelAt)
 
@@ -281,7 +281,7 @@ func TestAdmission_SoldOut_KeepsWatchEveryIdleMinute(t *testing.T) {
 func TestAdmission_AfterStepsPerRun_ContinuesAsNewWithSameInput(t *testing.T) {
 	h := newAdmissionHarness(t)
 	h.env.OnActivity(acts.AdmitNext, mock.Anything, mock.Anything).
-		Return(activities.AdmitResult{MaxActive: 5}, nil).Times(admissionStepsPerRun)
+		Return(booking.AdmissionStep{MaxActive: 5}, nil).Times(admissionStepsPerRun)
 	h.forbidOthers()
 
 	h.env.ExecuteWorkflow(Admission, admissionInput())
@@ -302,11 +302,11 @@ func TestAdmission_AfterStepsPerRun_ContinuesAsNewWithSameInput(t *testing.T) {
 
 func TestAdmission_StatusQuery_ReportsLastStep(t *testing.T) {
 	h := newAdmissionHarness(t)
-	batch := []activities.Admission{admitted(0), admitted(1)}
-	h.expectStep(activities.AdmitResult{Notify: batch, Admitted: 2, Waiting: 7, Live: 5, MaxActive: 5})
+	batch := []booking.Admission{admitted(0), admitted(1)}
+	h.expectStep(booking.AdmissionStep{Notify: batch, Admitted: 2, Waiting: 7, Live: 5, MaxActive: 5})
 	h.expectNotify(batch)
-	h.expectStep(activities.AdmitResult{Admitted: 0, Waiting: 7, Live: 5, MaxActive: 5})
-	h.expectStep(activities.AdmitResult{SoldOut: true})
+	h.expectStep(booking.AdmissionStep{Admitted: 0, Waiting: 7, Live: 5, MaxActive: 5})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
 	h.forbidOthers()
 	afterOne := query[AdmissionView](h, testTick/2)
 	afterTwo := query[AdmissionView](h, admissionIdle+testTick/2) // full, nothing ends: the idle minute

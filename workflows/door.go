@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/ticketing/concert/activities"
 	"github.com/ticketing/concert/booking"
 )
 
@@ -118,8 +117,8 @@ func (d *Door) StartSession(ctx context.Context, ref SessionRef) error {
 // Reserve sends the reserve update to the session, starting its workflow first if it has none yet (the API
 // that issued the token may not have got round to it, or died before it did). A non-empty updateID makes a
 // repeated request return the first one's outcome.
-func (d *Door) Reserve(ctx context.Context, ref SessionRef, updateID string, req ReserveRequest) (activities.Reservation, error) {
-	var out activities.Reservation
+func (d *Door) Reserve(ctx context.Context, ref SessionRef, updateID string, req ReserveRequest) (booking.Reservation, error) {
+	var out booking.Reservation
 	upd := client.UpdateWorkflowOptions{
 		UpdateName: UpdateReserve, UpdateID: updateID, Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted,
 	}
@@ -138,8 +137,8 @@ func (d *Door) Reserve(ctx context.Context, ref SessionRef, updateID string, req
 
 // Pay sends the pay update to the session. Only a session that holds a seat can pay, and holding one went
 // through its workflow, so there is nothing to start.
-func (d *Door) Pay(ctx context.Context, ref SessionRef, updateID string, req PayRequest) (activities.Payment, error) {
-	var out activities.Payment
+func (d *Door) Pay(ctx context.Context, ref SessionRef, updateID string, req PayRequest) (booking.Payment, error) {
+	var out booking.Payment
 	return out, d.update(ctx, ref, client.UpdateWorkflowOptions{
 		UpdateName: UpdatePay, UpdateID: updateID, Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted,
 	}, &out)

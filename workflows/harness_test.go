@@ -83,27 +83,27 @@ func (h *harness) forbidOthers() {
 			return activities.JoinResult{}, unexpected("JoinQueue", in)
 		})
 	h.env.OnActivity(acts.Attach, mock.Anything, mock.Anything).Maybe().Return(
-		func(_ context.Context, in string) (activities.Attachment, error) {
-			return activities.Attachment{}, unexpected("Attach", in)
+		func(_ context.Context, in string) (booking.Attachment, error) {
+			return booking.Attachment{}, unexpected("Attach", in)
 		})
 	h.env.OnActivity(acts.HoldSeat, mock.Anything, mock.Anything).Maybe().Return(
-		func(_ context.Context, in activities.HoldInput) (activities.Reservation, error) {
-			return activities.Reservation{}, unexpected("HoldSeat", in)
+		func(_ context.Context, in booking.Hold) (booking.Reservation, error) {
+			return booking.Reservation{}, unexpected("HoldSeat", in)
 		})
 	h.env.OnActivity(acts.Pay, mock.Anything, mock.Anything).Maybe().Return(
-		func(_ context.Context, in string) (activities.Payment, error) {
-			return activities.Payment{}, unexpected("Pay", in)
+		func(_ context.Context, in string) (booking.Payment, error) {
+			return booking.Payment{}, unexpected("Pay", in)
 		})
 	h.env.OnActivity(acts.Release, mock.Anything, mock.Anything).Maybe().Return(
 		func(_ context.Context, in activities.ReleaseInput) (booking.Status, error) {
 			return "", unexpected("Release", in)
 		})
 	h.env.OnActivity(acts.AdmitNext, mock.Anything, mock.Anything).Maybe().Return(
-		func(_ context.Context, in activities.AdmitInput) (activities.AdmitResult, error) {
-			return activities.AdmitResult{}, unexpected("AdmitNext", in)
+		func(_ context.Context, in activities.AdmitInput) (booking.AdmissionStep, error) {
+			return booking.AdmissionStep{}, unexpected("AdmitNext", in)
 		})
 	h.env.OnActivity(acts.NotifyAdmissions, mock.Anything, mock.Anything).Maybe().Return(
-		func(_ context.Context, in []activities.Admission) error {
+		func(_ context.Context, in []booking.Admission) error {
 			return unexpected("NotifyAdmissions", in)
 		})
 }

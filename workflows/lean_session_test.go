@@ -25,7 +25,7 @@ func newLeanHarness(t *testing.T) *harness {
 }
 
 // expectAttach makes Attach find the session's row as a, after delay of workflow time.
-func (h *harness) expectAttach(a activities.Attachment, delay time.Duration) {
+func (h *harness) expectAttach(a booking.Attachment, delay time.Duration) {
 	if a.HoldWindow == 0 {
 		a.HoldWindow = testHoldWindow
 	}
@@ -43,7 +43,7 @@ func (h *harness) leanResult() SessionResult {
 	for _, c := range h.calls {
 		var key string
 		switch in := c.Args[0].(type) {
-		case activities.HoldInput:
+		case booking.Hold:
 			key = in.SessionID
 		case activities.ReleaseInput:
 			key = in.SessionID
@@ -57,7 +57,7 @@ func (h *harness) leanResult() SessionResult {
 
 func TestLeanSession_AdmittedAtJoin_AttachesReservesAndPays(t *testing.T) {
 	h := newLeanHarness(t)
-	h.expectAttach(activities.Attachment{Status: booking.StatusActive, ActiveUntil: t0.Add(10 * time.Minute)}, 0)
+	h.expectAttach(booking.Attachment{Status: booking.StatusActive, ActiveUntil: t0.Add(10 * time.Minute)}, 0)
 	h.expectHold(12, t0.Add(6*time.Minute))
 	h.expectPay()
 	h.forbidOthers()
@@ -80,7 +80,7 @@ func TestLeanSession_AdmittedAtJoin_AttachesReservesAndPays(t *testing.T) {
 // row instead of answering "not admitted".
 func TestLeanSession_ReserveBeforeAttachFinishes_HoldsOnceAttached(t *testing.T) {
 	h := newLeanHarness(t)
-	h.expectAttach(activities.Attachment{Status: booking.StatusActive, ActiveUntil: t0.Add(10 * time.Minute)}, 20*time.Second)
+	h.expectAttach(booking.Attachment{Status: booking.StatusActive, ActiveUntil: t0.Add(10 * time.Minute)}, 20*time.Second)
 	h.expectHold(7, t0.Add(6*time.Minute))
 	h.expectRelease(booking.StatusExpired, booking.StatusExpired)
 	h.forbidOthers()
@@ -98,7 +98,7 @@ func TestLeanSession_ReserveBeforeAttachFinishes_HoldsOnceAttached(t *testing.T)
 
 func TestLeanSession_WaitingThenAdmittedBySignal(t *testing.T) {
 	h := newLeanHarness(t)
-	h.expectAttach(activities.Attachment{Status: booking.StatusWaiting}, 0)
+	h.expectAttach(booking.Attachment{Status: booking.StatusWaiting}, 0)
 	h.expectRelease(booking.StatusExpired, booking.StatusExpired)
 	h.forbidOthers()
 	waiting := query[StatusView](h, 10*time.Second)
@@ -120,7 +120,7 @@ func TestLeanSession_WaitingThenAdmittedBySignal(t *testing.T) {
 // at once and touches nothing.
 func TestLeanSession_AttachesToAnEndedSession_EndsAtOnce(t *testing.T) {
 	h := newLeanHarness(t)
-	h.expectAttach(activities.Attachment{Status: booking.StatusSoldOut}, 0)
+	h.expectAttach(booking.Attachment{Status: booking.StatusSoldOut}, 0)
 	h.forbidOthers()
 
 	h.env.ExecuteWorkflow(BookingSession, leanInput())
@@ -135,7 +135,7 @@ func TestLeanSession_AttachesToAnEndedSession_EndsAtOnce(t *testing.T) {
 func TestLeanSession_AttachesToAHold_ReleasesItWhenItLapses(t *testing.T) {
 	h := newLeanHarness(t)
 	heldUntil := t0.Add(3 * time.Minute)
-	h.expectAttach(activities.Attachment{Status: booking.StatusHeld, Reservation: &activities.Reservation{
+	h.expectAttach(booking.Attachment{Status: booking.StatusHeld, Reservation: &booking.Reservation{
 		ReservationID: "r-1", ConcertCode: testConcert, ConcertDate: concertDate, SeatNumber: 9, Price: testPrice, HeldUntil: heldUntil,
 	}}, 0)
 	h.expectRelease(booking.StatusExpired, booking.StatusExpired)

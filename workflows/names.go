@@ -8,7 +8,6 @@ package workflows
 import (
 	"time"
 
-	"github.com/ticketing/concert/activities"
 	"github.com/ticketing/concert/booking"
 )
 
@@ -48,8 +47,8 @@ type SessionInput struct {
 // SessionResult is how a session ended.
 type SessionResult struct {
 	Status      booking.Status
-	Reservation *activities.Reservation `json:",omitempty"`
-	Payment     *activities.Payment     `json:",omitempty"`
+	Reservation *booking.Reservation `json:",omitempty"`
+	Payment     *booking.Payment     `json:",omitempty"`
 }
 
 // JoinRequest asks for the session of a user.
@@ -79,9 +78,9 @@ type PayRequest struct {
 type StatusView struct {
 	ConcertCode string
 	Status      booking.Status
-	ActiveUntil time.Time               `json:",omitempty"`
-	Reservation *activities.Reservation `json:",omitempty"`
-	Payment     *activities.Payment     `json:",omitempty"`
+	ActiveUntil time.Time            `json:",omitempty"`
+	Reservation *booking.Reservation `json:",omitempty"`
+	Payment     *booking.Payment     `json:",omitempty"`
 }
 
 // AdmissionInput starts (or continues) a concert's waiting room.

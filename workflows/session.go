@@ -47,8 +47,8 @@ type session struct {
 	joined      bool
 	joins       int
 	activeUntil time.Time
-	reservation *activities.Reservation
-	payment     *activities.Payment
+	reservation *booking.Reservation
+	payment     *booking.Payment
 	// busy is set while a reserve or pay update runs its activity; timeouts wait for it, so a payment that
 	// reached the database before the hold lapsed is never undone by a release.
 	busy bool
@@ -160,7 +160,7 @@ func (s *session) run(ctx workflow.Context) (res SessionResult, err error) {
 // says it stands: waiting, admitted (at the join, or by the waiting room before this workflow started),
 // holding a seat, or already ended.
 func (s *session) attach(ctx workflow.Context) error {
-	var a activities.Attachment
+	var a booking.Attachment
 	if err := workflow.ExecuteLocalActivity(durableDB(ctx), acts.Attach, s.id).Get(ctx, &a); err != nil {
 		return fmt.Errorf("attach to session %s: %w", s.id, err)
 	}
@@ -349,10 +349,10 @@ const admissionGrace = 10 * time.Second
 
 // reserve holds a seat. The database decides whether the seat is free; the workflow only makes sure a
 // session asks for one seat at a time.
-func (s *session) reserve(ctx workflow.Context, req ReserveRequest) (activities.Reservation, error) {
+func (s *session) reserve(ctx workflow.Context, req ReserveRequest) (booking.Reservation, error) {
 	// A reserve that started the workflow (Update-with-Start) runs before the session has attached.
 	if err := workflow.Await(ctx, func() bool { return s.joined }); err != nil {
-		return activities.Reservation{}, err
+		return booking.Reservation{}, err
 	}
 	if s.status == booking.StatusWaiting {
 		// The API saw the session admitted in the database; the signal is on its way.
@@ -364,29 +364,29 @@ func (s *session) reserve(ctx workflow.Context, req ReserveRequest) (activities.
 			_, err = s.awaitUntil(ctx, workflow.Now(ctx).Add(admissionGrace), "admission signal grace", admitted)
 		}
 		if err != nil {
-			return activities.Reservation{}, err
+			return booking.Reservation{}, err
 		}
 	}
 	if err := s.validateReserve(ctx, req); err != nil {
-		return activities.Reservation{}, err
+		return booking.Reservation{}, err
 	}
 	if s.status != booking.StatusActive {
-		return activities.Reservation{}, rejection(booking.ErrNotAdmitted, "the session is not admitted yet")
+		return booking.Reservation{}, rejection(booking.ErrNotAdmitted, "the session is not admitted yet")
 	}
 	s.busy = true
 	defer func() { s.busy = false }()
 
 	reservationID, err := s.reservationID(ctx)
 	if err != nil {
-		return activities.Reservation{}, err
+		return booking.Reservation{}, err
 	}
-	var r activities.Reservation
-	err = workflow.ExecuteLocalActivity(shortDB(ctx), acts.HoldSeat, activities.HoldInput{
+	var r booking.Reservation
+	err = workflow.ExecuteLocalActivity(shortDB(ctx), acts.HoldSeat, booking.Hold{
 		SessionID: s.id, ConcertCode: s.in.ConcertCode, ConcertDate: req.ConcertDate, SeatNumber: req.SeatNumber,
-		ReservationID: reservationID, HoldWindow: s.holdWindow,
+		ReservationID: reservationID, Window: s.holdWindow,
 	}).Get(ctx, &r)
 	if err != nil {
-		return activities.Reservation{}, err
+		return booking.Reservation{}, err
 	}
 	s.reservation = &r
 	s.setStatus(ctx, booking.StatusHeld)
@@ -454,15 +454,15 @@ func (s *session) validatePay(_ workflow.Context, req PayRequest) error {
 }
 
 // pay sells the held seat. A short balance leaves the hold in place so the user can top up and retry.
-func (s *session) pay(ctx workflow.Context, req PayRequest) (activities.Payment, error) {
+func (s *session) pay(ctx workflow.Context, req PayRequest) (booking.Payment, error) {
 	if err := s.validatePay(ctx, req); err != nil {
-		return activities.Payment{}, err
+		return booking.Payment{}, err
 	}
 	s.busy = true
 	defer func() { s.busy = false }()
-	var p activities.Payment
+	var p booking.Payment
 	if err := workflow.ExecuteLocalActivity(shortDB(ctx), acts.Pay, s.id).Get(ctx, &p); err != nil {
-		return activities.Payment{}, err
+		return booking.Payment{}, err
 	}
 	s.payment = &p
 	s.setStatus(ctx, booking.StatusPaid)

@@ -41,12 +41,12 @@ func (h *harness) expectJoin(res activities.JoinResult) {
 
 // expectHold makes HoldSeat give seat to the session until heldUntil.
 func (h *harness) expectHold(seat int, heldUntil time.Time) {
-	h.env.OnActivity(acts.HoldSeat, mock.Anything, mock.MatchedBy(func(in activities.HoldInput) bool {
+	h.env.OnActivity(acts.HoldSeat, mock.Anything, mock.MatchedBy(func(in booking.Hold) bool {
 		_, err := uuid.Parse(in.ReservationID)
 		return in.SessionID != "" && err == nil && in.ConcertCode == testConcert && in.ConcertDate.Equal(concertDate) &&
-			in.SeatNumber == seat && in.HoldWindow == testHoldWindow
-	})).Return(func(_ context.Context, in activities.HoldInput) (activities.Reservation, error) {
-		return activities.Reservation{
+			in.SeatNumber == seat && in.Window == testHoldWindow
+	})).Return(func(_ context.Context, in booking.Hold) (booking.Reservation, error) {
+		return booking.Reservation{
 			ReservationID: in.ReservationID, ConcertCode: in.ConcertCode, ConcertDate: in.ConcertDate,
 			SeatNumber: in.SeatNumber, Price: testPrice, HeldUntil: heldUntil,
 		}, nil
@@ -56,8 +56,8 @@ func (h *harness) expectHold(seat int, heldUntil time.Time) {
 // expectPay makes Pay succeed.
 func (h *harness) expectPay() {
 	h.env.OnActivity(acts.Pay, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, sessionID string) (activities.Payment, error) {
-			return activities.Payment{
+		func(_ context.Context, sessionID string) (booking.Payment, error) {
+			return booking.Payment{
 				PaymentID: "pay-" + sessionID, ReservationID: "r", ConcertDate: concertDate, SeatNumber: 12,
 				Amount: testPrice, Balance: 50_000,
 			}, nil
@@ -92,7 +92,7 @@ func (h *harness) assertOneRun() {
 		switch in := c.Args[0].(type) {
 		case activities.JoinInput:
 			key = in.SessionID
-		case activities.HoldInput:
+		case booking.Hold:
 			key = in.SessionID
 		case activities.ReleaseInput:
 			key = in.SessionID
@@ -148,7 +148,7 @@ func TestSession_WaitingAdmittedReservesAndPays_EndsPaidWithoutRelease(t *testin
 
 	require.True(t, reserve.Accepted && reserve.Completed, "reserve accepted and completed: %+v", reserve)
 	require.NoError(t, reserve.Err)
-	r, ok := reserve.Result.(activities.Reservation)
+	r, ok := reserve.Result.(booking.Reservation)
 	require.True(t, ok, "reserve returns a Reservation, got %T", reserve.Result)
 	assert.Equal(t, 12, r.SeatNumber)
 	assert.Equal(t, heldUntil, r.HeldUntil)
@@ -161,7 +161,7 @@ func TestSession_WaitingAdmittedReservesAndPays_EndsPaidWithoutRelease(t *testin
 	require.NotNil(t, res.Payment)
 	assert.Equal(t, r.ReservationID, res.Reservation.ReservationID)
 	assert.Equal(t, []string{"JoinQueue", "HoldSeat", "Pay"}, h.names(), "Release is never called")
-	hold := h.call("HoldSeat", 0).Args[0].(activities.HoldInput)
+	hold := h.call("HoldSeat", 0).Args[0].(booking.Hold)
 	assert.Equal(t, h.call("JoinQueue", 0).RunID, hold.SessionID, "HoldSeat keyed on the run ID")
 	assert.Equal(t, hold.ReservationID, r.ReservationID)
 }
@@ -193,7 +193,7 @@ func TestSession_PayInsufficientBalance_StaysHeldThenSecondPaySucceeds(t *testin
 	h := newSessionHarness(t)
 	h.expectJoin(activities.JoinResult{Status: booking.StatusActive, ActiveUntil: t0.Add(testAdmissionWindow)})
 	h.expectHold(12, t0.Add(6*time.Minute))
-	h.env.OnActivity(acts.Pay, mock.Anything, mock.Anything).Return(activities.Payment{},
+	h.env.OnActivity(acts.Pay, mock.Anything, mock.Anything).Return(booking.Payment{},
 		temporal.NewNonRetryableApplicationError("balance too low", string(booking.ErrInsufficientBalance), nil)).Once()
 	h.expectPay()
 	h.forbidOthers()
@@ -217,9 +217,9 @@ func TestSession_PayInsufficientBalance_StaysHeldThenSecondPaySucceeds(t *testin
 func TestSession_ReserveSeatTaken_StaysActiveAndHoldsAnotherSeat(t *testing.T) {
 	h := newSessionHarness(t)
 	h.expectJoin(activities.JoinResult{Status: booking.StatusActive, ActiveUntil: t0.Add(testAdmissionWindow)})
-	h.env.OnActivity(acts.HoldSeat, mock.Anything, mock.MatchedBy(func(in activities.HoldInput) bool {
+	h.env.OnActivity(acts.HoldSeat, mock.Anything, mock.MatchedBy(func(in booking.Hold) bool {
 		return in.SeatNumber == 7
-	})).Return(activities.Reservation{}, temporal.NewNonRetryableApplicationError("taken", string(booking.ErrSeatTaken), nil)).Once()
+	})).Return(booking.Reservation{}, temporal.NewNonRetryableApplicationError("taken", string(booking.ErrSeatTaken), nil)).Once()
 	h.expectHold(8, t0.Add(7*time.Minute))
 	h.expectPay()
 	h.forbidOthers()
@@ -240,8 +240,8 @@ func TestSession_ReserveSeatTaken_StaysActiveAndHoldsAnotherSeat(t *testing.T) {
 	require.NotNil(t, res.Reservation)
 	assert.Equal(t, 8, res.Reservation.SeatNumber)
 	assert.Equal(t, []string{"JoinQueue", "HoldSeat", "HoldSeat", "Pay"}, h.names())
-	first := h.call("HoldSeat", 0).Args[0].(activities.HoldInput)
-	again := h.call("HoldSeat", 1).Args[0].(activities.HoldInput)
+	first := h.call("HoldSeat", 0).Args[0].(booking.Hold)
+	again := h.call("HoldSeat", 1).Args[0].(booking.Hold)
 	assert.NotEqual(t, first.ReservationID, again.ReservationID, "each reserve request has its own reservation ID")
 }
 
@@ -458,7 +458,7 @@ func TestSession_HoldLapsesWhilePayRuns_PaymentIsNotReleased(t *testing.T) {
 	h.expectHold(12, heldUntil)
 	// Pay starts 2 seconds before the hold lapses and takes 5 seconds.
 	h.env.OnActivity(acts.Pay, mock.Anything, mock.Anything).After(5*time.Second).
-		Return(activities.Payment{PaymentID: "p1", Amount: testPrice}, nil).Once()
+		Return(booking.Payment{PaymentID: "p1", Amount: testPrice}, nil).Once()
 	h.forbidOthers()
 	h.update(time.Minute, UpdateReserve, "reserve-1", reserveRequest(12))
 	pay := h.update(3*time.Minute-2*time.Second, UpdatePay, "pay-1", PayRequest{UserUUID: testUser})

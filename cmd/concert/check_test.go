@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/db/dbtest"
 )
@@ -50,8 +51,8 @@ func newCheckedDB(t *testing.T) checkedDB {
 			SessionID: id, WorkflowID: "session-" + id, ConcertCode: code, UserUUID: u.UUID, AdmissionWindow: time.Minute,
 		})
 		require.NoError(t, err)
-		_, err = store.HoldSeat(ctx, db.HoldParams{
-			SessionID: id, ConcertCode: code, Date: date, SeatNumber: seat, ReservationID: uuid.NewString(), Window: time.Minute,
+		_, err = store.HoldSeat(ctx, booking.Hold{
+			SessionID: id, ConcertCode: code, ConcertDate: date, SeatNumber: seat, ReservationID: uuid.NewString(), Window: time.Minute,
 		})
 		require.NoError(t, err)
 		return u.UUID, id

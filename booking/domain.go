@@ -1,0 +1,113 @@
+package booking
+
+import "time"
+
+// The domain types below are what every layer speaks: the store returns them, activities pass them to
+// workflows unchanged (they are recorded in histories as JSON, so their field names are part of every
+// recorded history and must not change), and the API answers from them.
+
+// Session is one fan's booking session for one concert, as the store of record holds it.
+type Session struct {
+	ID          string
+	WorkflowID  string
+	ConcertCode string
+	UserUUID    string
+	// Seq is the session's place in arrival order among all sessions: the waiting room admits by it.
+	Seq    int64
+	Status Status
+	// ActiveUntil is the end of the admission window once admitted; HeldUntil the end of the hold while a
+	// seat is held. Zero when the session never had one.
+	ActiveUntil time.Time
+	HeldUntil   time.Time
+	StatusSince time.Time
+}
+
+// Deadline is when the session's current status must end by (the end of its admission window while ACTIVE,
+// of its hold while HELD), or zero when the status has none.
+func (s Session) Deadline() time.Time {
+	switch s.Status {
+	case StatusActive:
+		return s.ActiveUntil
+	case StatusHeld:
+		return s.HeldUntil
+	}
+	return time.Time{}
+}
+
+// Hold asks for one seat for one session for Window. ReservationID is chosen by the workflow before the
+// first attempt, so a retried hold recognises its own earlier success.
+type Hold struct {
+	SessionID     string
+	ConcertCode   string
+	ConcertDate   time.Time
+	SeatNumber    int
+	ReservationID string
+	Window        time.Duration
+}
+
+// Reservation is a seat held by a session until HeldUntil.
+type Reservation struct {
+	ReservationID string
+	ConcertCode   string
+	ConcertDate   time.Time
+	SeatNumber    int
+	Price         int64
+	HeldUntil     time.Time
+}
+
+// Payment is a sold seat, paid from the fan's balance.
+type Payment struct {
+	PaymentID     string
+	ReservationID string
+	ConcertDate   time.Time
+	SeatNumber    int
+	Amount        int64
+	// Balance is the fan's balance after the payment (now, for a payment looked up again).
+	Balance int64
+	// Who bought which concert's seat, and when; not recorded by histories from before they were here.
+	UserUUID    string    `json:",omitempty"`
+	ConcertCode string    `json:",omitempty"`
+	CreatedAt   time.Time `json:",omitzero"`
+}
+
+// Attachment is a session as its workflow finds it when it starts: its status, the end of its admission
+// window, the hold window the fan joined with, and the seat it holds, if any.
+type Attachment struct {
+	Status      Status
+	ActiveUntil time.Time
+	HoldWindow  time.Duration
+	Reservation *Reservation `json:",omitempty"`
+}
+
+// Admission is one session to tell of its admission or sold-out end, as a waiting-room step found it.
+type Admission struct {
+	SessionID   string
+	WorkflowID  string
+	ConcertCode string `json:",omitempty"`
+	UserUUID    string `json:",omitempty"`
+	Notice      AdmissionNotice
+}
+
+// AdmissionStep is what one step of a concert's waiting room did and saw.
+type AdmissionStep struct {
+	// Notify lists the sessions whose workflows have not yet been told of their admission or sold-out end,
+	// including ones admitted by an earlier step whose notice did not arrive.
+	Notify []Admission
+	// Admitted is how many sessions this step admitted; Waiting how many still wait; Live how many are
+	// ACTIVE or HELD within their windows after it.
+	Admitted  int
+	Waiting   int
+	Live      int
+	MaxActive int
+	Paused    bool
+	SoldOut   bool
+	// NextFree is when the first live session's window ends, freeing its slot even if nothing ends the
+	// session (zero when none is live). Untold counts sessions admitted or ended SOLD_OUT a moment ago whose
+	// workflows have not confirmed the notice: a later step must look at them again. Steps recorded before
+	// they existed decode them as zero.
+	NextFree time.Time `json:",omitzero"`
+	Untold   int       `json:",omitempty"`
+	// Repaired is how many sessions this step ended because they were far past their windows and their
+	// workflows had not ended them (terminated, or never ran).
+	Repaired int `json:",omitempty"`
+}
