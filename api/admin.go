@@ -13,12 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/mux"
-	commonpb "go.temporal.io/api/common/v1"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	workflowpb "go.temporal.io/api/workflow/v1"
-	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
@@ -124,20 +118,14 @@ const maxListLimit = 1000
 func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	clauses := []string{"WorkflowType = 'BookingSession'"}
-	if code := q.Get("concertCode"); code != "" {
-		if !booking.ValidConcertCode(code) {
-			writeProblem(w, r, invalid("concertCode %q is not a valid concert code", code))
-			return
-		}
-		clauses = append(clauses, fmt.Sprintf("%s = '%s'", workflows.ConcertCodeKey.GetName(), code))
+	filter := workflows.SessionFilter{ConcertCode: q.Get("concertCode"), Status: booking.Status(q.Get("status"))}
+	if filter.ConcertCode != "" && !booking.ValidConcertCode(filter.ConcertCode) {
+		writeProblem(w, r, invalid("concertCode %q is not a valid concert code", filter.ConcertCode))
+		return
 	}
-	if st := q.Get("status"); st != "" {
-		if !booking.Status(st).Valid() {
-			writeProblem(w, r, invalid("status must be one of WAITING, ACTIVE, HELD, PAID, EXPIRED, CANCELLED, SOLD_OUT"))
-			return
-		}
-		clauses = append(clauses, fmt.Sprintf("%s = '%s'", workflows.BookingStatusKey.GetName(), st))
+	if filter.Status != "" && !filter.Status.Valid() {
+		writeProblem(w, r, invalid("status must be one of WAITING, ACTIVE, HELD, PAID, EXPIRED, CANCELLED, SOLD_OUT"))
+		return
 	}
 	now := time.Now()
 	stuckOnly := false
@@ -163,10 +151,9 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, invalid("stuckOnly lists one page, oldest deadline first; it takes no pageToken"))
 			return
 		}
-		h.listStuck(w, r, q.Get("concertCode"), q.Get("status"), limit, now)
+		h.listStuck(w, r, filter.ConcertCode, filter.Status, limit, now)
 		return
 	}
-	var pageToken []byte
 	if s := q.Get("pageToken"); s != "" {
 		t, err := base64.RawURLEncoding.DecodeString(s)
 		// Temporal's page tokens are JSON documents; anything else it cannot decode (and the SDK would retry).
@@ -174,27 +161,23 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, invalid("pageToken is not a token this API returned"))
 			return
 		}
-		pageToken = t
+		filter.PageToken = t
 	}
-	resp, err := h.temporal.ListWorkflow(r.Context(), &workflowservice.ListWorkflowExecutionsRequest{
-		PageSize: int32(limit), NextPageToken: pageToken, Query: strings.Join(clauses, " AND "),
-	})
-	if err != nil {
-		var invalidArg *serviceerror.InvalidArgument
-		if errors.As(err, &invalidArg) {
-			writeProblem(w, r, invalid("pageToken is not a token this API returned"))
-			return
-		}
+	filter.PageSize = limit
+	listed, next, err := h.door.ListSessions(ctx, filter)
+	switch {
+	case errors.Is(err, workflows.ErrBadPageToken):
+		writeProblem(w, r, invalid("pageToken is not a token this API returned"))
+		return
+	case err != nil:
 		writeProblem(w, r, h.workflowProblem(ctx, err))
 		return
 	}
-	out := make([]bookingView, 0, len(resp.Executions))
-	var sessionIDs []string
-	for _, ex := range resp.Executions {
-		v := toBookingView(ex.GetExecution().GetWorkflowId(), ex.GetExecution().GetRunId(),
-			ex.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, ex.GetSearchAttributes(), now, h.cfg.StuckGrace)
-		out = append(out, v)
-		sessionIDs = append(sessionIDs, v.SessionID)
+	out := make([]bookingView, 0, len(listed))
+	sessionIDs := make([]string, 0, len(listed))
+	for _, l := range listed {
+		out = append(out, viewOf(l, now, h.cfg.StuckGrace))
+		sessionIDs = append(sessionIDs, l.SessionID)
 	}
 	// Visibility holds no personal data: the users come from the store of record.
 	users, err := h.store.SessionUsers(ctx, sessionIDs)
@@ -208,8 +191,8 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	body := map[string]any{"bookings": out, "stuckGraceSeconds": h.cfg.StuckGrace.Seconds()}
-	if len(resp.NextPageToken) > 0 {
-		body["nextPageToken"] = base64.RawURLEncoding.EncodeToString(resp.NextPageToken)
+	if len(next) > 0 {
+		body["nextPageToken"] = base64.RawURLEncoding.EncodeToString(next)
 	}
 	writeJSON(w, http.StatusOK, body)
 }
@@ -217,18 +200,22 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 // listStuck lists the sessions that are stuck: live in PostgreSQL, the store of record, more than the grace
 // period past their deadline. Visibility cannot find them all: a terminated workflow is no longer running,
 // and one that never started is not there at all. Each gets what its workflow shows and what to do.
-func (h *Handler) listStuck(w http.ResponseWriter, r *http.Request, code, status string, limit int, now time.Time) {
+func (h *Handler) listStuck(w http.ResponseWriter, r *http.Request, code string, status booking.Status, limit int, now time.Time) {
 	ctx := r.Context()
-	if status != "" && status != string(booking.StatusActive) && status != string(booking.StatusHeld) {
+	if status != "" && status != booking.StatusActive && status != booking.StatusHeld {
 		writeJSON(w, http.StatusOK, map[string]any{"bookings": []bookingView{}, "stuckGraceSeconds": h.cfg.StuckGrace.Seconds()})
 		return
 	}
-	rows, err := h.store.OverdueSessions(ctx, code, status, now.Add(-h.cfg.StuckGrace), limit)
+	rows, err := h.store.OverdueSessions(ctx, code, string(status), now.Add(-h.cfg.StuckGrace), limit)
 	if err != nil {
 		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
 		return
 	}
-	runs, err := h.workflowRuns(ctx, rows)
+	sessions := make(map[string]string, len(rows))
+	for _, row := range rows {
+		sessions[row.WorkflowID] = row.ID
+	}
+	runs, err := h.door.SessionRuns(ctx, sessions)
 	if err != nil {
 		writeProblem(w, r, h.workflowProblem(ctx, err))
 		return
@@ -236,120 +223,56 @@ func (h *Handler) listStuck(w http.ResponseWriter, r *http.Request, code, status
 	out := make([]bookingView, 0, len(rows))
 	for _, row := range rows {
 		deadline, since := row.Deadline.UTC(), row.StatusSince.UTC()
+		run := runs[row.WorkflowID]
 		v := bookingView{
-			BookingID: row.WorkflowID, SessionID: row.ID, ConcertCode: row.ConcertCode, UUID: row.UserUUID,
-			Status: string(row.Status), Since: &since, Deadline: &deadline, Stuck: true,
+			BookingID: row.WorkflowID, SessionID: row.ID, RunID: run.RunID, Running: run.Running,
+			ConcertCode: row.ConcertCode, UUID: row.UserUUID, Status: string(row.Status),
+			Since: &since, Deadline: &deadline, Stuck: true,
 		}
 		if !row.ConcertDate.IsZero() {
 			d, n := booking.FormatDate(row.ConcertDate), int64(row.SeatNumber)
 			v.ConcertDate, v.SeatNumber = &d, &n
 		}
-		run, found := runs[row.WorkflowID]
-		v.RunID, v.Running = run.GetExecution().GetRunId(), found && run.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 		switch {
-		case v.Running:
+		case run.Running:
 			v.StuckReason = "its workflow is running but has not ended it: are the workers, or their database, down?"
 		case now.Before(row.RepairBy):
-			v.StuckReason = fmt.Sprintf("its workflow is %s; the waiting room will end it by %s", workflowState(run, found),
+			v.StuckReason = fmt.Sprintf("its workflow is %s; the waiting room will end it by %s", run.State,
 				row.RepairBy.UTC().Format(time.RFC3339))
 		default:
 			v.StuckReason = fmt.Sprintf("its workflow is %s and the waiting room has not ended it (is admission-%s running?): cancel it",
-				workflowState(run, found), row.ConcertCode)
+				run.State, row.ConcertCode)
 		}
 		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"bookings": out, "stuckGraceSeconds": h.cfg.StuckGrace.Seconds()})
 }
 
-// workflowRuns finds, in one visibility query, the workflow of each session: the run that is the session
-// (sessions from before service-chosen IDs shared a workflow ID, and their session ID is the run ID), else
-// the newest run of the ID.
-func (h *Handler) workflowRuns(ctx context.Context, rows []db.OverdueSession) (map[string]*workflowpb.WorkflowExecutionInfo, error) {
-	out := make(map[string]*workflowpb.WorkflowExecutionInfo, len(rows))
-	if len(rows) == 0 {
-		return out, nil
+// viewOf is a session listed from visibility as support sees it; a live one whose deadline passed more
+// than grace ago while its workflow runs is stuck.
+func viewOf(l workflows.SessionListing, now time.Time, grace time.Duration) bookingView {
+	v := bookingView{
+		BookingID: l.WorkflowID, SessionID: l.SessionID, RunID: l.RunID, Running: l.Running,
+		ConcertCode: l.ConcertCode, Status: string(l.Status),
 	}
-	ids, sessions := make([]string, 0, len(rows)), make(map[string]string, len(rows))
-	for _, row := range rows {
-		ids = append(ids, "'"+row.WorkflowID+"'") // IDs are built from a checked concert code and a UUID
-		sessions[row.WorkflowID] = row.ID
+	if len(l.WorkflowID) > 36 {
+		v.UUID = l.WorkflowID[len(l.WorkflowID)-36:] // replaced from the store of record when it knows the session
 	}
-	query := "WorkflowId IN (" + strings.Join(ids, ", ") + ")"
-	var token []byte
-	for {
-		resp, err := h.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: query, NextPageToken: token, PageSize: int32(2 * len(rows)),
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, ex := range resp.Executions {
-			id := ex.GetExecution().GetWorkflowId()
-			if _, seen := out[id]; !seen || ex.GetExecution().GetRunId() == sessions[id] {
-				out[id] = ex
-			}
-		}
-		if token = resp.NextPageToken; len(token) == 0 {
-			return out, nil
-		}
+	if l.ConcertDate != "" {
+		v.ConcertDate = &l.ConcertDate
 	}
-}
-
-// workflowState names what Temporal shows of a session's workflow, for the stuck reason.
-func workflowState(run *workflowpb.WorkflowExecutionInfo, found bool) string {
-	if !found {
-		return "not in Temporal (never started, or past retention)"
+	if l.SeatNumber > 0 {
+		v.SeatNumber = &l.SeatNumber
 	}
-	return strings.ToLower(strings.TrimPrefix(run.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"))
-}
-
-// toBookingView reads a session's search attributes. Its session ID is the tail of the workflow ID (for
-// sessions from before service-chosen IDs, the run ID, and the tail is the user's UUID).
-func toBookingView(workflowID, runID string, running bool, sa *commonpb.SearchAttributes, now time.Time, grace time.Duration) bookingView {
-	v := bookingView{BookingID: workflowID, RunID: runID, Running: running, SessionID: runID}
-	if len(workflowID) > 36 {
-		v.UUID = workflowID[len(workflowID)-36:]
+	if !l.Since.IsZero() {
+		v.Since = &l.Since
 	}
-	if id, ok := workflows.SessionIDFromWorkflowID(workflowID); ok {
-		v.SessionID = id
-	}
-	dc := converter.GetDefaultDataConverter()
-	fields := sa.GetIndexedFields()
-	decode := func(name string, into any) bool {
-		p, ok := fields[name]
-		return ok && dc.FromPayload(p, into) == nil
-	}
-	decode(workflows.ConcertCodeKey.GetName(), &v.ConcertCode)
-	decode(workflows.BookingStatusKey.GetName(), &v.Status)
-	var t time.Time
-	var d string
-	switch {
-	case decode(workflows.ConcertDateLocalKey.GetName(), &d):
-		v.ConcertDate = &d
-	case decode(workflows.ConcertDateKey.GetName(), &t): // written by sessions before ConcertDateLocal
-		d = booking.FormatDate(t)
-		v.ConcertDate = &d
-	}
-	var n int64
-	if decode(workflows.SeatNumberKey.GetName(), &n) {
-		v.SeatNumber = &n
-	}
-	if decode(workflows.BookingStatusSinceKey.GetName(), &t) {
-		u := t.UTC()
-		v.Since = &u
-	}
-	if decode(workflows.BookingDeadlineKey.GetName(), &t) {
-		u := t.UTC()
-		v.Deadline = &u
-		st := booking.Status(v.Status)
-		v.Stuck = running && (st == booking.StatusActive || st == booking.StatusHeld) && u.Before(now.Add(-grace))
+	if !l.Deadline.IsZero() {
+		v.Deadline = &l.Deadline
+		v.Stuck = l.Running && (l.Status == booking.StatusActive || l.Status == booking.StatusHeld) && l.Deadline.Before(now.Add(-grace))
 	}
 	return v
 }
-
-// outcomePending is the audit outcome of a cancellation that was requested but had not completed when the
-// request stopped waiting.
-const outcomePending = "cancel requested"
 
 // cancelWait bounds how long a cancel request waits for the session's compensation to finish.
 const cancelWait = 20 * time.Second
@@ -385,109 +308,60 @@ func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	who := actor(r, b)
-	// A booking ID ends with its session's ID; a session whose workflow has not started yet (it waits, and
-	// its workflow starts with its admission) is still a booking support can cancel.
-	sessionID, known := "", false
-	if sid, ok := workflows.SessionIDFromWorkflowID(id); ok {
-		if s, err := h.store.GetSession(ctx, sid); err == nil && s.WorkflowID == id {
-			sessionID, known = sid, true
-		} else if err != nil && !errors.Is(err, db.ErrNotFound) {
-			writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
-			return
-		}
-	}
-	runID, running := "", false
-	desc, err := h.temporal.DescribeWorkflowExecution(ctx, id, "")
-	var notFound *serviceerror.NotFound
+	bk, err := h.door.FindBooking(ctx, id)
 	switch {
-	case err == nil:
-		info := desc.GetWorkflowExecutionInfo()
-		runID = info.GetExecution().GetRunId()
-		running = info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
-	case errors.As(err, &notFound) && known:
-	case errors.As(err, &notFound):
+	case errors.Is(err, workflows.ErrBookingNotFound):
 		writeProblem(w, r, problem(http.StatusNotFound, "booking-not-found", "no booking has ID "+id))
 		return
-	default:
-		writeProblem(w, r, h.workflowProblem(ctx, err))
+	case err != nil:
+		writeProblem(w, r, h.doorProblem(ctx, err))
 		return
-	}
-	if !known {
-		sessionID = runID // a session from before service-chosen IDs: its ID is its run ID
 	}
 
 	// Recorded before the workflow is asked, so that its compensation, which audits cancellations that came
 	// by way of Temporal alone, finds this one recorded and adds no second row.
 	audit, err := h.store.RecordAudit(ctx, db.AuditEntry{
-		Action: "cancel", Target: id, SessionID: &sessionID, Actor: who, Reason: reason, Outcome: outcomePending,
+		Action: "cancel", Target: id, SessionID: &bk.SessionID, Actor: who, Reason: reason, Outcome: workflows.CancelPending,
 	})
 	if err != nil {
 		logFrom(ctx, h.log).Error("Could not audit a cancellation", "bookingId", id, "error", err)
 		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
 		return
 	}
-	outcome, status, p := h.cancelSession(ctx, id, sessionID, runID, running)
-	h.readSessions.forget(sessionID)
+	outcome, status, err := h.door.Cancel(ctx, bk, cancelWait)
+	h.readSessions.forget(bk.SessionID)
+	var p2 *Problem
+	switch {
+	case errors.Is(err, workflows.ErrBookingPaid):
+		p2 = problem(http.StatusConflict, "booking-paid", "the booking is paid; cancelling it would need a refund")
+	case err != nil:
+		p2 = h.doorProblem(ctx, err)
+	}
 	if err := h.store.SetAuditOutcome(context.WithoutCancel(ctx), audit.ID, outcome); err != nil {
 		logFrom(ctx, h.log).Error("Could not record the outcome of a cancellation", "bookingId", id, "error", err)
-		if p == nil {
-			p = h.storeProblem(ctx, err, "", "")
+		if p2 == nil {
+			p2 = h.storeProblem(ctx, err, "", "")
 		}
 	}
-	if p != nil {
-		writeProblem(w, r, p)
+	if p2 != nil {
+		writeProblem(w, r, p2)
 		return
 	}
 	logFrom(ctx, h.log).Info("Booking cancelled by support", "bookingId", id, "actor", who, "outcome", outcome)
 	code := http.StatusOK
-	if outcome == outcomePending {
+	if outcome == workflows.CancelPending {
 		code = http.StatusAccepted // the workers are behind; the cancellation stands and completes when they catch up
 	}
-	writeJSON(w, code, map[string]any{"bookingId": id, "sessionId": sessionID, "runId": runID, "status": status, "outcome": outcome})
+	writeJSON(w, code, map[string]any{"bookingId": id, "sessionId": bk.SessionID, "runId": bk.RunID, "status": status, "outcome": outcome})
 }
 
-// cancelSession does the cancellation and says what came of it: the outcome for the audit, the session's
-// status, or the problem to answer with.
-func (h *Handler) cancelSession(ctx context.Context, workflowID, sessionID, runID string, running bool) (string, booking.Status, *Problem) {
-	s, err := h.store.GetSession(ctx, sessionID)
-	if err != nil && !errors.Is(err, db.ErrNotFound) {
-		return "failed", "", h.storeProblem(ctx, err, "", "")
+// doorProblem maps a failure of a support call through the door: the store of record's to the database's
+// 503, Temporal's to the booking engine's.
+func (h *Handler) doorProblem(ctx context.Context, err error) *Problem {
+	if errors.Is(err, workflows.ErrRecords) {
+		return h.storeProblem(ctx, err, "", "")
 	}
-	switch {
-	case err == nil && s.Status == booking.StatusPaid:
-		return "refused: paid", s.Status, problem(http.StatusConflict, "booking-paid", "the booking is paid; cancelling it would need a refund")
-	case err == nil && s.Status.Terminal():
-		return "already ended", s.Status, nil
-	case !running:
-		// The workflow is gone (terminated), or never started, but the database still calls the session live:
-		// release it here, since no compensation will run.
-		if err := h.store.Release(ctx, sessionID, booking.StatusCancelled); err != nil {
-			return "failed", "", h.storeProblem(ctx, err, "", "")
-		}
-		return "released without workflow", booking.StatusCancelled, nil
-	}
-	if err := h.temporal.CancelWorkflow(ctx, workflowID, runID); err != nil {
-		var notFound *serviceerror.NotFound
-		if !errors.As(err, &notFound) {
-			return "failed", "", h.workflowProblem(ctx, err)
-		}
-	}
-	// Wait for the compensation: the run closes once the seat is released.
-	wctx, cancel := context.WithTimeout(ctx, cancelWait)
-	defer cancel()
-	_ = h.temporal.GetWorkflow(wctx, workflowID, runID).Get(wctx, nil)
-	s, err = h.store.GetSession(ctx, sessionID)
-	switch {
-	case err != nil && errors.Is(err, db.ErrNotFound):
-		return "cancelled", booking.StatusCancelled, nil
-	case err != nil:
-		return "failed", "", h.storeProblem(ctx, err, "", "")
-	case s.Status == booking.StatusPaid:
-		return "refused: paid", s.Status, problem(http.StatusConflict, "booking-paid", "the booking was paid before the cancellation took effect")
-	case !s.Status.Terminal():
-		return outcomePending, s.Status, nil
-	}
-	return "cancelled", s.Status, nil
+	return h.workflowProblem(ctx, err)
 }
 
 // actor names who did an admin action: the body's "actor", else the X-Actor header, else "admin". The admin

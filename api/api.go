@@ -61,7 +61,6 @@ type Config struct {
 // Handler serves the booking API.
 type Handler struct {
 	store     *db.Store
-	temporal  client.Client
 	door      *workflows.Door
 	starter   *starter
 	tokens    *Tokens
@@ -111,8 +110,8 @@ func New(store *db.Store, tc client.Client, cfg Config) (http.Handler, error) {
 	if cfg.StartWaitingRate <= 0 {
 		cfg.StartWaitingRate = 50
 	}
-	door := workflows.NewDoor(tc, workflows.AdmissionInput{AdmissionWindow: cfg.AdmissionWindow, Tick: cfg.AdmissionTick})
-	h := &Handler{store: store, temporal: tc, tokens: tokens, cfg: cfg, log: cfg.Logger, door: door,
+	door := workflows.NewDoor(tc, workflows.AdmissionInput{AdmissionWindow: cfg.AdmissionWindow, Tick: cfg.AdmissionTick}, store)
+	h := &Handler{store: store, tokens: tokens, cfg: cfg, log: cfg.Logger, door: door,
 		starter: newStarter(door.StartSession, cfg.Logger, cfg.StartParallel, cfg.StartQueue, cfg.StartWaitingQueue, cfg.StartWaitingRate),
 		byUser:  newLimiter(cfg.UserRateLimit), byAddress: newLimiter(cfg.AddressRateLimit),
 		queues: newTTLCache[db.QueueSnapshot](ReadCacheTTL), readSessions: newTTLCache[booking.Session](ReadCacheTTL),
@@ -213,7 +212,7 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := h.store.Ready(ctx); err != nil {
 		checks["postgres"], ready = err.Error(), false
 	}
-	if _, err := h.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+	if err := h.door.Ready(ctx); err != nil {
 		checks["temporal"], ready = err.Error(), false
 	}
 	if !ready {

@@ -274,18 +274,8 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 		out, err := h.door.Pay(r.Context(), sessionRef(s.Session), updateID, workflows.PayRequest{UserUUID: s.UserUUID})
 		h.readSessions.forget(s.ID)
 		if err != nil {
-			p := h.workflowProblem(r.Context(), err)
-			if p.Status >= 500 {
-				// The update failed without a business answer, but the payment may have gone through (a timer
-				// or signal raced the completion, a worker died after the commit): the database knows.
-				if pay, perr := h.store.PaymentOfSession(r.Context(), s.ID); perr == nil {
-					out, p = pay, nil
-				}
-			}
-			if p != nil {
-				writeProblem(w, r, p)
-				return
-			}
+			writeProblem(w, r, h.workflowProblem(r.Context(), err))
+			return
 		}
 		writeJSON(w, http.StatusCreated, paymentResponse{
 			PaymentID: out.PaymentID, ReservationID: out.ReservationID, ConcertDate: booking.FormatDate(out.ConcertDate),

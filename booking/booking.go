@@ -7,6 +7,7 @@
 package booking
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"time"
@@ -77,6 +78,20 @@ const (
 	ErrBusy                ErrorType = "Busy"
 	ErrInvalidRequest      ErrorType = "InvalidRequest"
 )
+
+// Valid reports whether t is one of the business failures above.
+func (t ErrorType) Valid() bool {
+	switch t {
+	case ErrSeatTaken, ErrSeatNotFound, ErrDateNotFound, ErrAlreadyHolding, ErrNoSeatHeld, ErrInsufficientBalance,
+		ErrHoldExpired, ErrNotAdmitted, ErrSessionEnded, ErrWrongUser, ErrBusy, ErrInvalidRequest:
+		return true
+	}
+	return false
+}
+
+// ErrNotFound means a session, payment or other record asked for does not exist. The store returns it
+// (wrapped), and code that reaches the store through an interface tells it with errors.Is.
+var ErrNotFound = errors.New("not found")
 
 // MaxTopUp is the largest amount, in won, that one balance top-up may add. It bounds the damage of a typo
 // or a stolen session and keeps every balance far from integer overflow.

@@ -19,12 +19,15 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/ticketing/concert/booking"
 )
 
 // Sentinel errors. Callers test them with errors.Is; the store wraps them with the detail of what failed.
 var (
-	// ErrNotFound means the row asked for does not exist.
-	ErrNotFound = errors.New("not found")
+	// ErrNotFound means the row asked for does not exist. It is booking's, so that code which reaches the
+	// store through an interface (the door) can tell it without importing db.
+	ErrNotFound = booking.ErrNotFound
 	// ErrDuplicate means a row with the same key exists already.
 	ErrDuplicate = errors.New("already exists")
 	// ErrSeatTaken means another session holds or bought the seat.

@@ -73,12 +73,14 @@ func (r SessionRef) runID() string {
 type Door struct {
 	c         client.Client
 	admission AdmissionInput
+	records   Records
 }
 
 // NewDoor returns a door over c. admission carries the settings a waiting room is started with (its
-// ConcertCode is filled in per call); a door used only by the worker's activities may leave it zero.
-func NewDoor(c client.Client, admission AdmissionInput) *Door {
-	return &Door{c: c, admission: admission}
+// ConcertCode is filled in per call), and records is the store of record, which Pay, FindBooking and Cancel
+// consult; a door used only by the worker's activities may leave both zero.
+func NewDoor(c client.Client, admission AdmissionInput, records Records) *Door {
+	return &Door{c: c, admission: admission, records: records}
 }
 
 // startOptions are the options every start of a session's workflow uses: one workflow ID per session that
@@ -136,12 +138,17 @@ func (d *Door) Reserve(ctx context.Context, ref SessionRef, updateID string, req
 }
 
 // Pay sends the pay update to the session. Only a session that holds a seat can pay, and holding one went
-// through its workflow, so there is nothing to start.
+// through its workflow, so there is nothing to start. An update that fails without an answer may still
+// have paid: the store of record is asked before the failure is returned.
 func (d *Door) Pay(ctx context.Context, ref SessionRef, updateID string, req PayRequest) (booking.Payment, error) {
 	var out booking.Payment
-	return out, d.update(ctx, ref, client.UpdateWorkflowOptions{
+	err := d.update(ctx, ref, client.UpdateWorkflowOptions{
 		UpdateName: UpdatePay, UpdateID: updateID, Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted,
 	}, &out)
+	if err != nil {
+		return d.paid(ctx, ref.ID, err)
+	}
+	return out, nil
 }
 
 func (d *Door) update(ctx context.Context, ref SessionRef, opts client.UpdateWorkflowOptions, out any) error {
@@ -216,4 +223,10 @@ local time); the timer on this page while it is ACTIVE or HELD; *Current details
 Support: `+"`concert admin bookings cancel %s --reason ...`"+` (audited; the seat is released). "Request
 Cancellation" here does the same and is audited with actor `+"`temporal`"+`. Terminate skips the release: the
 service repairs a terminated session within a few minutes of its deadline.`, ref.ID, ref.UserUUID, ref.ConcertCode, ref.WorkflowID)
+}
+
+// Ready checks that Temporal answers, for readiness probes.
+func (d *Door) Ready(ctx context.Context) error {
+	_, err := d.c.CheckHealth(ctx, &client.CheckHealthRequest{})
+	return err
 }

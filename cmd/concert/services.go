@@ -17,12 +17,10 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/ticketing/concert/activities"
 	"github.com/ticketing/concert/api"
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/internal/metrics"
 	"github.com/ticketing/concert/worker"
-	"github.com/ticketing/concert/workflows"
 )
 
 // shutdownTimeout bounds a graceful shutdown: in-flight requests and activities get this long to finish.
@@ -81,7 +79,7 @@ func dialTemporal(ctx context.Context, address, namespace string, log *slog.Logg
 
 // startWorker starts the booking worker; Stop waits up to shutdownTimeout for running activities.
 func startWorker(c client.Client, store *db.Store) (sdkworker.Worker, error) {
-	w := worker.New(c, &activities.Activities{Store: store, Sessions: workflows.NewDoor(c, workflows.AdmissionInput{})}, sdkworker.Options{
+	w := worker.New(c, store, sdkworker.Options{
 		WorkerStopTimeout: shutdownTimeout,
 	})
 	if err := w.Start(); err != nil {

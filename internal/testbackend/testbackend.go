@@ -18,7 +18,6 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
-	"github.com/ticketing/concert/activities"
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/db/dbtest"
 	"github.com/ticketing/concert/internal/devserver"
@@ -68,7 +67,7 @@ func Start(tb testing.TB, log *slog.Logger) *Backend {
 		tb.Fatalf("testbackend: dial Temporal: %v", err)
 	}
 	tb.Cleanup(c.Close)
-	w := worker.New(c, &activities.Activities{Store: store, Sessions: workflows.NewDoor(c, workflows.AdmissionInput{})}, sdkworker.Options{})
+	w := worker.New(c, store, sdkworker.Options{})
 	if err := w.Start(); err != nil {
 		tb.Fatalf("testbackend: start worker: %v", err)
 	}
