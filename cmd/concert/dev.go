@@ -13,7 +13,6 @@ import (
 
 	"github.com/ticketing/concert/db"
 	"github.com/ticketing/concert/internal/devserver"
-	"github.com/ticketing/concert/internal/metrics"
 	"github.com/ticketing/concert/workflows"
 )
 
@@ -50,35 +49,32 @@ func runDev(ctx context.Context, cfg config, out io.Writer) error {
 	if cfg.TemporalOnly {
 		return runDevTemporal(ctx, cfg, log, out)
 	}
-	store, err := openStore(ctx, cfg, log, true)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if err := seedDemo(ctx, store); err != nil {
-		return err
-	}
-	srv, err := startDevTemporal(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := srv.Stop(); err != nil {
-			log.Warn("Stopping embedded Temporal", "error", err)
+	var srv *devserver.Server
+	s, err := bootstrap(ctx, cfg, log, true, func(s *services) (string, string, error) {
+		if err := seedDemo(ctx, s.store); err != nil {
+			return "", "", err
 		}
-	}()
-	reg := metrics.NewRegistry()
-	c, err := dialTemporal(ctx, srv.FrontendAddress(), srv.Namespace(), log, reg)
+		var err error
+		if srv, err = startDevTemporal(ctx, cfg, log); err != nil {
+			return "", "", err
+		}
+		s.onClose(func() {
+			if err := srv.Stop(); err != nil {
+				log.Warn("Stopping embedded Temporal", "error", err)
+			}
+		})
+		return srv.FrontendAddress(), srv.Namespace(), nil
+	})
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	w, err := startWorker(c, store)
+	defer s.Close()
+	w, err := startWorker(s.temporal, s.store)
 	if err != nil {
 		return err
 	}
 	defer w.Stop()
-	h, err := newAPI(cfg, store, c, log, reg)
+	h, err := newAPI(cfg, s.store, s.temporal, log, s.reg)
 	if err != nil {
 		return err
 	}

@@ -149,24 +149,69 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 	return nil
 }
 
+// services are what every long-running command runs on: the process logger, the migrated store, a Temporal
+// client, and the metrics registry that client and the HTTP layer report to.
+type services struct {
+	log      *slog.Logger
+	store    *db.Store
+	temporal client.Client
+	reg      *prometheus.Registry
+	closers  []func()
+}
+
+// bootstrap opens the store (creating the database first when create is set, as dev does), then asks
+// temporalAt where Temporal is (dev starts its embedded server there, and registers its stop with onClose)
+// and dials it. Close undoes it all, in reverse.
+func bootstrap(ctx context.Context, cfg config, log *slog.Logger, create bool,
+	temporalAt func(s *services) (address, namespace string, err error)) (_ *services, err error) {
+	s := &services{log: log, reg: metrics.NewRegistry()}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.store, err = openStore(ctx, cfg, log, create); err != nil {
+		return nil, err
+	}
+	s.onClose(func() { _ = s.store.Close() })
+	address, namespace, err := temporalAt(s)
+	if err != nil {
+		return nil, err
+	}
+	if s.temporal, err = dialTemporal(ctx, address, namespace, log, s.reg); err != nil {
+		return nil, err
+	}
+	s.onClose(s.temporal.Close)
+	return s, nil
+}
+
+// external is where `concert api` and `concert worker` find Temporal: in the configuration.
+func external(cfg config) func(*services) (string, string, error) {
+	return func(*services) (string, string, error) { return cfg.TemporalAddress, cfg.TemporalNamespace, nil }
+}
+
+// onClose registers f to run at Close.
+func (s *services) onClose(f func()) { s.closers = append(s.closers, f) }
+
+// Close stops what bootstrap started, last first.
+func (s *services) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
 // runAPI serves the HTTP API against an external Temporal and PostgreSQL.
 func runAPI(ctx context.Context, cfg config) error {
 	log, err := newLogger(os.Stderr, cfg.LogLevel, false)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, cfg, log, false)
+	s, err := bootstrap(ctx, cfg, log, false, external(cfg))
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	reg := metrics.NewRegistry()
-	c, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, log, reg)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	h, err := newAPI(cfg, store, c, log, reg)
+	defer s.Close()
+	h, err := newAPI(cfg, s.store, s.temporal, log, s.reg)
 	if err != nil {
 		return err
 	}
@@ -184,24 +229,18 @@ func runWorker(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, cfg, log, false)
+	s, err := bootstrap(ctx, cfg, log, false, external(cfg))
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	reg := metrics.NewRegistry()
-	c, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, log, reg)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer s.Close()
 	if cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
 			return fmt.Errorf("listen for metrics on %s (set %s): %w", cfg.MetricsAddr, envMetricsAddr, err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metrics.Handler(reg))
+		mux.Handle("GET /metrics", metrics.Handler(s.reg))
 		go func() {
 			if err := serve(ctx, ln, mux, log); err != nil {
 				log.Error("Metrics server stopped", "error", err)
@@ -209,10 +248,10 @@ func runWorker(ctx context.Context, cfg config) error {
 		}()
 		log.Info("Worker metrics", "addr", ln.Addr().String())
 	}
-	if err := ensureSearchAttributes(ctx, c, cfg.TemporalNamespace, log); err != nil {
+	if err := ensureSearchAttributes(ctx, s.temporal, cfg.TemporalNamespace, log); err != nil {
 		return err
 	}
-	w, err := startWorker(c, store)
+	w, err := startWorker(s.temporal, s.store)
 	if err != nil {
 		return err
 	}
