@@ -19,6 +19,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/ticketing/concert/booking"
+	"github.com/ticketing/concert/workflows"
 )
 
 // BaselineConfig describes a measurement of what Temporal alone costs a booking: sessions of the same shape
@@ -88,17 +91,17 @@ const (
 	baselineWarmUp = 5
 )
 
-// baselineStatusKey is the booking sessions' own status attribute (workflows.BookingStatusKey), which the
-// booking worker registers in the namespace when it starts. Baseline sessions are told apart from
-// bookings by their workflow type and task queue; the admin API lists only BookingSession workflows.
-var baselineStatusKey = temporal.NewSearchAttributeKeyKeyword("BookingStatus")
+// baselineStatusKey is the booking sessions' own status attribute, which the booking worker registers in
+// the namespace when it starts. Baseline sessions are told apart from bookings by their workflow type and
+// task queue; the admin API lists only BookingSession workflows.
+var baselineStatusKey = workflows.BookingStatusKey
 
-// Statuses a baseline session goes through, named like the booking's.
+// Statuses a baseline session goes through: the booking's.
 const (
-	baselineWaiting = "WAITING"
-	baselineActive  = "ACTIVE"
-	baselineHeld    = "HELD"
-	baselinePaid    = "PAID"
+	baselineWaiting = string(booking.StatusWaiting)
+	baselineActive  = string(booking.StatusActive)
+	baselineHeld    = string(booking.StatusHeld)
+	baselinePaid    = string(booking.StatusPaid)
 )
 
 // baselineShape describes the sessions of a run of sessions of which waited took the waited shape.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
 )
 
@@ -158,7 +159,7 @@ func (r *runner) finalSeatMaps(ctx context.Context, holder *user) (map[seatKey]b
 			return nil, false
 		}
 		for _, s := range resp.Seats {
-			if s.Status == "SOLD" {
+			if s.Status == string(booking.SeatSold) {
 				sold[seatKey{Date: date, Number: s.SeatNumber}] = true
 			}
 		}

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/ticketing/concert/booking"
 )
 
 // Config describes one run. Zero values take the defaults of DefaultConfig where noted.
@@ -523,13 +525,14 @@ func (r *runner) visit(ctx context.Context, u *user) {
 	end(outcome, "%s", detail)
 }
 
-// Session statuses as the API reports them, and one pseudo-status for a user who left the queue.
+// Session statuses as the API reports them (booking's, as JSON strings), and one pseudo-status for a user
+// who left the queue.
 const (
-	statusWaiting = "WAITING"
-	statusActive  = "ACTIVE"
-	statusHeld    = "HELD"
-	statusPaid    = "PAID"
-	statusSoldOut = "SOLD_OUT"
+	statusWaiting = string(booking.StatusWaiting)
+	statusActive  = string(booking.StatusActive)
+	statusHeld    = string(booking.StatusHeld)
+	statusPaid    = string(booking.StatusPaid)
+	statusSoldOut = string(booking.StatusSoldOut)
 	outcomeGaveUp = "gave up"
 )
 
@@ -706,7 +709,7 @@ func (r *runner) seatMap(ctx context.Context, u *user, date string) ([]int, Outc
 	}
 	var free []int
 	for _, s := range resp.Seats {
-		if s.Status == "AVAILABLE" {
+		if s.Status == string(booking.SeatAvailable) {
 			free = append(free, s.SeatNumber)
 		}
 	}

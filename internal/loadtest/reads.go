@@ -88,7 +88,7 @@ func RunReads(ctx context.Context, cfg ReadsConfig) (ReadsResult, error) {
 	if err := call(http.MethodPost, "/api/v1/concerts/"+code+"/token", "", map[string]any{"UUID": user.UUID}, &tok); err != nil {
 		return ReadsResult{}, err
 	}
-	if tok.Status != "ACTIVE" {
+	if tok.Status != statusActive {
 		return ReadsResult{}, fmt.Errorf("read benchmark: the user is %s, not admitted", tok.Status)
 	}
 	phase := func(path, token string) ReadRate {
