@@ -226,7 +226,7 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		out, err := h.door.Reserve(r.Context(), sessionRef(s.Session), updateID, workflows.ReserveRequest{
+		out, err := h.door.Reserve(r.Context(), sessionRef(s.Session), updateID, booking.Hold{
 			UserUUID: s.UserUUID, ConcertDate: date, SeatNumber: int(seat),
 		})
 		h.readSessions.forget(s.ID) // the hold changed the session: this process's next read of it sees that

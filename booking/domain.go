@@ -34,15 +34,18 @@ func (s Session) Deadline() time.Time {
 	return time.Time{}
 }
 
-// Hold asks for one seat for one session for Window. ReservationID is chosen by the workflow before the
-// first attempt, so a retried hold recognises its own earlier success.
+// Hold asks for one seat for one session for Window: the one request type of the seat-hold path. The API
+// fills in the fan and the seat (the reserve update's argument, recorded in histories with the first three
+// fields), the session's workflow the rest: its session, its concert, a ReservationID chosen before the first
+// attempt (so a retried hold recognises its own earlier success) and the hold window; the store decides.
 type Hold struct {
-	SessionID     string
-	ConcertCode   string
+	UserUUID      string `json:",omitempty"`
 	ConcertDate   time.Time
 	SeatNumber    int
-	ReservationID string
-	Window        time.Duration
+	SessionID     string        `json:",omitempty"`
+	ConcertCode   string        `json:",omitempty"`
+	ReservationID string        `json:",omitempty"`
+	Window        time.Duration `json:",omitempty"`
 }
 
 // Reservation is a seat held by a session until HeldUntil.

@@ -119,7 +119,7 @@ func (d *Door) StartSession(ctx context.Context, ref SessionRef) error {
 // Reserve sends the reserve update to the session, starting its workflow first if it has none yet (the API
 // that issued the token may not have got round to it, or died before it did). A non-empty updateID makes a
 // repeated request return the first one's outcome.
-func (d *Door) Reserve(ctx context.Context, ref SessionRef, updateID string, req ReserveRequest) (booking.Reservation, error) {
+func (d *Door) Reserve(ctx context.Context, ref SessionRef, updateID string, req booking.Hold) (booking.Reservation, error) {
 	var out booking.Reservation
 	upd := client.UpdateWorkflowOptions{
 		UpdateName: UpdateReserve, UpdateID: updateID, Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted,

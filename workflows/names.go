@@ -62,13 +62,6 @@ type JoinResponse struct {
 	Created   bool
 }
 
-// ReserveRequest asks to hold one seat.
-type ReserveRequest struct {
-	UserUUID    string
-	ConcertDate time.Time
-	SeatNumber  int
-}
-
 // PayRequest asks to pay for the held seat.
 type PayRequest struct {
 	UserUUID string

@@ -326,7 +326,7 @@ func (s *session) join(ctx workflow.Context, _ JoinRequest) (JoinResponse, error
 	return JoinResponse{SessionID: s.id, Created: created}, nil
 }
 
-func (s *session) validateReserve(_ workflow.Context, req ReserveRequest) error {
+func (s *session) validateReserve(_ workflow.Context, req booking.Hold) error {
 	switch {
 	case req.UserUUID != s.in.UserUUID:
 		return rejection(booking.ErrWrongUser, "the session belongs to another user")
@@ -349,7 +349,7 @@ const admissionGrace = 10 * time.Second
 
 // reserve holds a seat. The database decides whether the seat is free; the workflow only makes sure a
 // session asks for one seat at a time.
-func (s *session) reserve(ctx workflow.Context, req ReserveRequest) (booking.Reservation, error) {
+func (s *session) reserve(ctx workflow.Context, req booking.Hold) (booking.Reservation, error) {
 	// A reserve that started the workflow (Update-with-Start) runs before the session has attached.
 	if err := workflow.Await(ctx, func() bool { return s.joined }); err != nil {
 		return booking.Reservation{}, err
@@ -380,11 +380,11 @@ func (s *session) reserve(ctx workflow.Context, req ReserveRequest) (booking.Res
 	if err != nil {
 		return booking.Reservation{}, err
 	}
+	// The fan's request goes on to the store with what only the workflow knows filled in.
+	hold := req
+	hold.SessionID, hold.ConcertCode, hold.ReservationID, hold.Window = s.id, s.in.ConcertCode, reservationID, s.holdWindow
 	var r booking.Reservation
-	err = workflow.ExecuteLocalActivity(shortDB(ctx), acts.HoldSeat, booking.Hold{
-		SessionID: s.id, ConcertCode: s.in.ConcertCode, ConcertDate: req.ConcertDate, SeatNumber: req.SeatNumber,
-		ReservationID: reservationID, Window: s.holdWindow,
-	}).Get(ctx, &r)
+	err = workflow.ExecuteLocalActivity(shortDB(ctx), acts.HoldSeat, hold).Get(ctx, &r)
 	if err != nil {
 		return booking.Reservation{}, err
 	}

@@ -27,8 +27,8 @@ func sessionInput() SessionInput {
 	}
 }
 
-func reserveRequest(seat int) ReserveRequest {
-	return ReserveRequest{UserUUID: testUser, ConcertDate: concertDate, SeatNumber: seat}
+func reserveRequest(seat int) booking.Hold {
+	return booking.Hold{UserUUID: testUser, ConcertDate: concertDate, SeatNumber: seat}
 }
 
 // expectJoin makes JoinQueue place the session as res, and checks the session introduced itself correctly.
@@ -254,13 +254,13 @@ func TestSession_ValidatorsRejectBadUpdatesWithoutCallingActivities(t *testing.T
 		want     booking.ErrorType
 	}{
 		{"reserve by another user", false, UpdateReserve,
-			ReserveRequest{UserUUID: otherUser, ConcertDate: concertDate, SeatNumber: 3}, booking.ErrWrongUser},
+			booking.Hold{UserUUID: otherUser, ConcertDate: concertDate, SeatNumber: 3}, booking.ErrWrongUser},
 		{"reserve while holding", true, UpdateReserve, reserveRequest(3), booking.ErrAlreadyHolding},
 		{"pay with no seat held", false, UpdatePay, PayRequest{UserUUID: testUser}, booking.ErrNoSeatHeld},
 		{"pay by another user", true, UpdatePay, PayRequest{UserUUID: otherUser}, booking.ErrWrongUser},
 		{"seat number zero", false, UpdateReserve, reserveRequest(0), booking.ErrInvalidRequest},
 		{"no concert date", false, UpdateReserve,
-			ReserveRequest{UserUUID: testUser, SeatNumber: 3}, booking.ErrInvalidRequest},
+			booking.Hold{UserUUID: testUser, SeatNumber: 3}, booking.ErrInvalidRequest},
 		{"join by another user", false, UpdateJoin, JoinRequest{UserUUID: otherUser}, booking.ErrWrongUser},
 	}
 	for _, tc := range tests {
