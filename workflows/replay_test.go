@@ -48,10 +48,15 @@ var (
 )
 
 // capturedPaths is every path of a booking session and a waiting room that has admitted sessions and closed.
-// A new path gets a row here and a flow in internal/histories. The v1- histories are of sessions started
-// before PostgreSQL issued tokens (their workflow joined the queue itself through the join update); they stay,
-// because such sessions may still be running when the new code is deployed.
-var capturedPaths = append(append(append(sessionPaths, earlier("v3-", sessionPaths)...), admissionPaths...), olderPaths...)
+// A new path gets a row here (in laterSessionPaths, if it is a session's: it has no v3- history) and a flow in
+// internal/histories. The v1- histories are of sessions started before PostgreSQL issued tokens (their
+// workflow joined the queue itself through the join update); they stay, because such sessions may still be
+// running when the new code is deployed.
+//
+// A session that finds the concert sold out at its join has no path here on the current code: its row is
+// written SOLD_OUT and nothing ever starts its workflow (the capture checks that). v1-session-sold-out-at-join
+// is that path from when the workflow joined the queue itself.
+var capturedPaths = slices.Concat(sessionPaths, laterSessionPaths, earlier("v3-", sessionPaths), admissionPaths, olderPaths)
 
 // sessionPaths are the paths of a session on the current code. The v3- histories are the same paths from
 // before ConcertDateLocal (they wrote the Datetime ConcertDate; the commands are the same).
@@ -77,6 +82,17 @@ var sessionPaths = []capturedPath{
 		[]string{update(workflows.UpdateReserve), cancelRequest},
 		[]string{"Attach", "HoldSeat", "Release"}},
 	{"session-cancelled-while-waiting", "BookingSession", cancelled, "",
+		[]string{cancelRequest},
+		[]string{"Attach", "Release"}},
+}
+
+// laterSessionPaths are paths of a session on the current code first captured after the v3- histories were.
+var laterSessionPaths = []capturedPath{
+	// Admitted at once at the join: no admission signal reaches the workflow.
+	{"session-admitted-at-once-paid", "BookingSession", completed, booking.StatusPaid,
+		[]string{update(workflows.UpdateReserve), update(workflows.UpdatePay)},
+		[]string{"Attach", "HoldSeat", "Pay"}},
+	{"session-cancelled-while-active", "BookingSession", cancelled, "",
 		[]string{cancelRequest},
 		[]string{"Attach", "Release"}},
 }
@@ -270,12 +286,15 @@ var temporalBudgets = map[string]temporalBudget{
 	// Admitted at once, one seat lost to another fan (answered by the API), another held, paid: one task to
 	// attach, one per update.
 	"session-seat-taken-then-held": {tasks: 3, events: 25, upserts: 2, timers: 2},
+	// Admitted at once, attached, then held and paid: one task to attach, one per update.
+	"session-admitted-at-once-paid": {tasks: 3, events: 24, upserts: 2, timers: 2},
 	// A hold's first task attaches and holds when the reserve's Update-with-Start started the workflow; they
 	// are two tasks when the API's starter came first. The budget allows the second.
 	"session-hold-expired":            {tasks: 3, events: 22, upserts: 2, timers: 2},
 	"session-admission-expired":       {tasks: 2, events: 13, upserts: 1, timers: 1},
 	"session-cancelled-while-held":    {tasks: 3, events: 24, upserts: 2, timers: 2},
 	"session-cancelled-while-waiting": {tasks: 2, events: 12, upserts: 1, timers: 0},
+	"session-cancelled-while-active":  {tasks: 2, events: 15, upserts: 1, timers: 1},
 	"session-sold-out-while-waiting":  {tasks: 2, events: 11, upserts: 1, timers: 0},
 }
 

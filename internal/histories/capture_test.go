@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/temporalproto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -48,6 +49,8 @@ func TestCaptureHistories(t *testing.T) {
 	c.admissionExpired()
 	c.holdExpiredAndSeatTaken()
 	c.cancelledBySupport()
+	c.admittedAtOncePaid()
+	c.cancelledWhileActive()
 	c.paidThenSoldOut()
 	c.writeAll()
 }
@@ -65,6 +68,8 @@ type capturer struct {
 	t    *testing.T
 	s    *teststack.Stack
 	runs []run
+	// none are the booking IDs of sessions that must never get a workflow, so have no history.
+	none []string
 }
 
 // admissionExpired: admitted at once, the user never holds a seat and the admission window lapses.
@@ -108,9 +113,39 @@ func (c *capturer) cancelledBySupport() {
 	c.capture("session-cancelled-while-held", holding, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)
 }
 
+// admittedAtOncePaid: a fan admitted at once at the join (no admission signal) holds a seat and pays. The
+// reserve waits until the workflow has attached, so the captured history is the same on every run.
+func (c *capturer) admittedAtOncePaid() {
+	s := c.s
+	s.CreateConcert("SOON", 10, teststack.ConcertDate{Date: eve, Seats: 2, Price: price})
+	buyer := s.CreateUser(price)
+	b := s.Token("SOON", buyer)
+	require.Equal(c.t, "ACTIVE", b.Str("status"))
+	id := c.started("SOON", buyer)
+	c.reached(id, booking.StatusActive)
+	c.expect(c.reserve("SOON", b.Str("token"), buyer, 1), http.StatusOK, "")
+	c.expect(c.pay(b.Str("token"), buyer), http.StatusCreated, "")
+	c.capture("session-admitted-at-once-paid", id, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+}
+
+// cancelledWhileActive: support staff cancel a session admitted at once before it holds a seat, once its
+// workflow has attached (so the cancel request never meets the attach in one workflow task).
+func (c *capturer) cancelledWhileActive() {
+	s := c.s
+	s.CreateConcert("STOP", 10, teststack.ConcertDate{Date: eve, Seats: 2, Price: price})
+	u := s.CreateUser(0)
+	require.Equal(c.t, "ACTIVE", s.Token("STOP", u).Str("status"))
+	id := c.started("STOP", u)
+	c.reached(id, booking.StatusActive)
+	c.cancel(id)
+	c.capture("session-cancelled-while-active", id, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)
+}
+
 // paidThenSoldOut: a concert of two seats that admits one session at a time. The first user buys at once;
 // the waiting room then admits the buyer, who holds the last seat, is short of money, tops up and pays; the
-// waiter behind ends SOLD_OUT, the waiting room closes, and a late user finds the concert sold out at the door.
+// waiter behind ends SOLD_OUT, the waiting room closes, and a late user finds the concert sold out at the door:
+// that session is born ended (its row says SOLD_OUT, and nothing will ever tell it anything), so it never
+// gets a workflow and has no history to capture.
 func (c *capturer) paidThenSoldOut() {
 	t, s := c.t, c.s
 	s.CreateConcert("LAST", 1, teststack.ConcertDate{Date: eve, Seats: 2, Price: price})
@@ -128,18 +163,7 @@ func (c *capturer) paidThenSoldOut() {
 	// never overtakes the signal and the captured history is the same on every run.
 	buyerID := c.started("LAST", buyer)
 	waiterID := c.started("LAST", waiter)
-	require.EventuallyWithT(t, func(ct *assert.CollectT) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		v, err := s.Temporal.QueryWorkflow(ctx, buyerID, "", workflows.QueryStatus)
-		if !assert.NoError(ct, err) {
-			return
-		}
-		var view workflows.StatusView
-		if assert.NoError(ct, v.Get(&view)) {
-			assert.Equal(ct, booking.StatusActive, view.Status)
-		}
-	}, 30*time.Second, 100*time.Millisecond)
+	c.reached(buyerID, booking.StatusActive)
 	c.expect(c.reserve("LAST", b.Str("token"), buyer, 2), http.StatusOK, "")
 	c.expect(c.pay(b.Str("token"), buyer), http.StatusPaymentRequired, "/problems/insufficient-balance")
 	c.expect(s.Do(http.MethodPatch, "/api/v1/users/"+buyer+"/balance", "", map[string]any{"amount": price}), http.StatusOK, "")
@@ -150,6 +174,7 @@ func (c *capturer) paidThenSoldOut() {
 		assert.Equal(ct, "SOLD_OUT", r.Str("status"))
 	}, 30*time.Second, 100*time.Millisecond)
 	require.Equal(t, "SOLD_OUT", s.Token("LAST", late).Str("status"))
+	c.none = append(c.none, s.BookingID("LAST", late))
 
 	c.capture("session-paid", buyerID, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
 	c.capture("session-sold-out-while-waiting", waiterID, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
@@ -168,6 +193,24 @@ func (c *capturer) started(code, user string) string {
 		assert.NoError(ct, err)
 	}, 30*time.Second, 50*time.Millisecond, "the workflow of %s was not started", id)
 	return id
+}
+
+// reached waits until the workflow itself reports the status (its query answers from workflow state, so
+// the status has been recorded in its history, not just in the database).
+func (c *capturer) reached(workflowID string, status booking.Status) {
+	c.t.Helper()
+	require.EventuallyWithT(c.t, func(ct *assert.CollectT) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		v, err := c.s.Temporal.QueryWorkflow(ctx, workflowID, "", workflows.QueryStatus)
+		if !assert.NoError(ct, err) {
+			return
+		}
+		var view workflows.StatusView
+		if assert.NoError(ct, v.Get(&view)) {
+			assert.Equal(ct, status, view.Status)
+		}
+	}, 30*time.Second, 100*time.Millisecond, "%s did not reach %s", workflowID, status)
 }
 
 // admissionRun captures the concert's waiting room. Since it keeps watch after a sell-out (stepping every
@@ -231,6 +274,15 @@ func (c *capturer) writeAll() {
 		require.NotContains(t, files, r.file, "two runs captured as %s", r.file)
 		c.waitClosed(r)
 		files[r.file] = c.history(r)
+	}
+	// By now every other run has closed, seconds after these sessions ended: had anything started their
+	// workflows, Temporal would know them.
+	for _, id := range c.none {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := c.s.Temporal.DescribeWorkflowExecution(ctx, id, "")
+		cancel()
+		var notFound *serviceerror.NotFound
+		require.ErrorAs(t, err, &notFound, "%s got a workflow", id)
 	}
 	stale, err := filepath.Glob(filepath.Join(outDir, "*.json"))
 	require.NoError(t, err)
