@@ -154,6 +154,7 @@ func headAsGet(next http.Handler) http.Handler {
 // routes is the route table: every endpoint of the API, in one place.
 func (h *Handler) routes() http.Handler {
 	r := mux.NewRouter()
+	r.UseEncodedPath() // an escaped slash (%2F) is data, not a separator: no path with one names another route
 	const v1 = "/api/v1"
 	r.HandleFunc(v1+"/concerts/{concertCode}/token", h.issueToken).Methods(http.MethodPost)
 	r.HandleFunc(v1+"/concerts/{concertCode}/token", h.tokenStatus).Methods(http.MethodGet)

@@ -12,6 +12,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -27,10 +28,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ticketing/concert/booking"
+	"github.com/ticketing/concert/internal/contract"
 	"github.com/ticketing/concert/internal/metrics"
 	"github.com/ticketing/concert/internal/testbackend"
 	"github.com/ticketing/concert/workflows"
@@ -974,6 +977,15 @@ func (s *fuzzStack) check(t *testing.T, in fuzzRequest) {
 		t.Fatalf("%s: read the answer: %v", where, err)
 	}
 	where += fmt.Sprintf(" → %d %s", resp.StatusCode, raw)
+	c, err := fuzzContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Check(context.Background(), contract.Exchange{
+		Request: req, RequestBody: in.body, Status: resp.StatusCode, Header: resp.Header, Body: raw,
+	}); err != nil {
+		t.Fatalf("%s: %v", where, err)
+	}
 	switch code := resp.StatusCode; {
 	case code >= 500:
 		t.Fatalf("%s: a server error for a client's input", where)
@@ -996,6 +1008,9 @@ func (s *fuzzStack) check(t *testing.T, in fuzzRequest) {
 	}
 	t.Log(where)
 }
+
+// fuzzContract is the checker of this package's OpenAPI document (see internal/contract), loaded once.
+var fuzzContract = sync.OnceValues(func() (*contract.Checker, error) { return contract.New(openAPI) })
 
 // fuzzConcertCodeless is a concert path parameter that is a valid code but no concert: the session routes
 // must answer 403 wrong-concert for it, not look it up.

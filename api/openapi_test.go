@@ -880,6 +880,11 @@ func TestOpenAPIDocumentStructure(t *testing.T) {
 						t.Errorf("%s %s: %s has no schema", o, code, mt)
 					}
 				}
+			case status == http.StatusRequestHeaderFieldsTooLarge:
+				// net/http's own answer, before any handler runs: plain text, not a problem.
+				if oaObj(content["text/plain"]) == nil || len(content) != 1 {
+					t.Errorf("%s %s: the HTTP server's 431 is text/plain", o, code)
+				}
 			case status >= 400:
 				pj := oaObj(content["application/problem+json"])
 				if pj == nil || len(content) != 1 {

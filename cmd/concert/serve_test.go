@@ -6,11 +6,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ticketing/concert/api"
+	"github.com/ticketing/concert/internal/contract"
 )
 
 // TestSlowClientsAreCutOff proves the server's timeouts: a client that dribbles its headers (slowloris) or
@@ -91,4 +95,35 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 	}
 	_, err = net.DialTimeout("tcp", ln.Addr().String(), time.Second)
 	assert.Error(t, err, "the listener is closed")
+}
+
+// TestOversizedHeadersAreAnswered431AsDocumented proves the 4xx every operation may get and the operations
+// endpoints document: header fields over 32 KiB are refused by the server before any route runs, with 431.
+func TestOversizedHeadersAreAnswered431AsDocumented(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ran := false
+	h := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { ran = true })
+	go func() { done <- serve(ctx, ln, h, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	t.Cleanup(func() { cancel(); <-done })
+	checker, err := contract.New(api.OpenAPI())
+	require.NoError(t, err)
+
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/openapi.yaml"} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("X-Padding", strings.Repeat("x", 40<<10))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		raw, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode, path)
+		assert.NoError(t, checker.Check(t.Context(), contract.Exchange{
+			Request: req, Status: resp.StatusCode, Header: resp.Header, Body: raw,
+		}), path)
+	}
+	assert.False(t, ran, "no handler ran")
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/ticketing/concert/api"
 	"github.com/ticketing/concert/db"
+	"github.com/ticketing/concert/internal/contract"
 	"github.com/ticketing/concert/internal/devserver"
 	"github.com/ticketing/concert/internal/metrics"
 	"github.com/ticketing/concert/internal/testbackend"
@@ -116,15 +118,18 @@ func (r Response) ProblemType() string { return r.Str("type") }
 func (s *Stack) Do(method, path, token string, body any) Response {
 	s.t.Helper()
 	var rd io.Reader
+	var sent []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = bytes.NewBufferString(b)
+		sent = []byte(b)
+		rd = bytes.NewReader(sent)
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
 			s.t.Fatalf("marshal body: %v", err)
 		}
+		sent = raw
 		rd = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, s.URL+path, rd)
@@ -150,7 +155,26 @@ func (s *Stack) Do(method, path, token string, body any) Response {
 	if len(raw) > 0 {
 		_ = json.Unmarshal(raw, &out.Body)
 	}
+	s.checkContract(req, sent, out)
 	return out
+}
+
+// apiContract is the checker of the API's document, loaded once per test binary.
+var apiContract = sync.OnceValues(func() (*contract.Checker, error) { return contract.New(api.OpenAPI()) })
+
+// checkContract fails the test when the exchange drifts from the API's OpenAPI document (see package
+// contract): every end-to-end request a test sends through Do is checked.
+func (s *Stack) checkContract(req *http.Request, sent []byte, r Response) {
+	s.t.Helper()
+	c, err := apiContract()
+	if err != nil {
+		s.t.Fatalf("%v", err)
+	}
+	if err := c.Check(context.Background(), contract.Exchange{
+		Request: req, RequestBody: sent, Status: r.Status, Header: r.Header, Body: r.Raw,
+	}); err != nil {
+		s.t.Errorf("contract: %v\nresponse body: %s", err, r.Raw)
+	}
 }
 
 // ConcertDate is one performance for CreateConcert.
