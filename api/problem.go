@@ -106,7 +106,7 @@ func (h *Handler) workflowProblem(ctx context.Context, err error) *Problem {
 			if booking.ErrorType(appErr.Type()) == booking.ErrInsufficientBalance {
 				var balance, price int64
 				if appErr.Details(&balance, &price) == nil {
-					p.with("balance", balance).with("price", price)
+					p = p.with("balance", balance).with("price", price)
 				}
 			}
 			return p

@@ -141,7 +141,7 @@ func EnsureDatabase(ctx context.Context, dsn string) error {
 	if err != nil {
 		return fmt.Errorf("open maintenance database: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	var exists bool
 	if err := conn.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name); err != nil {
 		return fmt.Errorf("connect to %s: %w", redact(admin.String()), err)

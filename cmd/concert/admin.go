@@ -83,7 +83,7 @@ func (c *adminClient) call(ctx context.Context, method, path string, body, out a
 	if err != nil {
 		return 0, fmt.Errorf("call %s: %w", c.base, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return resp.StatusCode, err

@@ -41,7 +41,7 @@ func runCheck(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer func() { _ = store.Close() }()
 	ok, err := checkDatabase(ctx, store, *grace, out, *asJSON)
 	if err != nil {
 		return err

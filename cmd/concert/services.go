@@ -272,7 +272,7 @@ func runMigrate(ctx context.Context, cfg config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer func() { _ = store.Close() }()
 	fmt.Fprintln(out, "database is up to date")
 	return nil
 }

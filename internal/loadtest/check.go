@@ -36,7 +36,7 @@ func (r *runner) check(ctx context.Context, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		defer store.Close()
+		defer func() { _ = store.Close() }()
 		return r.checkDatabase(ctx, store, rep, doubleByClients)
 	}
 	return r.checkAPI(ctx, rep, paidSeats, doubleByClients)

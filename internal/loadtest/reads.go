@@ -62,7 +62,7 @@ func RunReads(ctx context.Context, cfg ReadsConfig) (ReadsResult, error) {
 		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		raw, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode >= 300 {
 			return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
