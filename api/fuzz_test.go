@@ -400,7 +400,7 @@ type fuzzStack struct {
 func startFuzzStack(tb testing.TB) *fuzzStack {
 	tb.Helper()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	b := testbackend.Start(tb, log)
+	b := testbackend.Start(tb, log, false)
 	store, c, reg := b.Store, b.Temporal, b.Registry
 	secret := []byte("fuzz-token-secret-0123456789")
 	h, err := New(store, c, Config{

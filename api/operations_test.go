@@ -9,13 +9,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	commonpb "go.temporal.io/api/common/v1"
-	"go.temporal.io/api/workflowservice/v1"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/ticketing/concert/booking"
 	"github.com/ticketing/concert/db"
-	"github.com/ticketing/concert/internal/devserver"
 	"github.com/ticketing/concert/internal/teststack"
 	"github.com/ticketing/concert/workflows"
 )
@@ -45,7 +43,7 @@ func bookingIDs(bs []map[string]any) []string {
 func TestSearchAttributesFindSessionsByConcertAndStatus(t *testing.T) {
 	t.Parallel()
 	// Waiting sessions are in Temporal before their admission only when the API starts them early.
-	s := teststack.Start(t, teststack.Options{StartWaitingQueue: 100})
+	s := teststack.Start(t, teststack.Options{StartWaitingQueue: 100, WebUI: true})
 	s.CreateConcert("OPS", 2, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
 	s.CreateConcert("ELSE", 3, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
 	held, active, paid, waiting, elsewhere := s.CreateUser(0), s.CreateUser(0), s.CreateUser(price), s.CreateUser(0), s.CreateUser(0)
@@ -77,12 +75,8 @@ func TestSearchAttributesFindSessionsByConcertAndStatus(t *testing.T) {
 	assert.NotEmpty(t, b["deadline"])
 	assert.Equal(t, false, b["stuck"])
 
-	// The filters an operator types in the UI.
-	count := func(query string) int {
-		resp, err := s.Temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
-		require.NoError(t, err)
-		return len(resp.Executions)
-	}
+	// The filters an operator types in the UI's search box, through the UI server's own HTTP API.
+	count := func(query string) int { return len(s.ListInUI(query)) }
 	assert.Equal(t, 1, count(`ConcertCode="OPS" AND BookingStatus="HELD"`))
 	assert.Equal(t, 1, count(`ConcertCode="OPS" AND SeatNumber=4`))
 	// The performance is the venue's local time, exactly as the API writes it, so equality works.
@@ -272,12 +266,12 @@ func TestMetricsExposeHTTPTemporalAndBusinessFigures(t *testing.T) {
 	assert.NotContains(t, text, "/api/v1/no-such-thing", "raw paths never become labels")
 }
 
-// A cancellation from the Temporal UI ("Request Cancellation", the same RequestCancelWorkflowExecution any
-// Temporal client sends) runs the session's compensation and leaves one audit row saying where it came from;
+// A cancellation from the Temporal UI ("Request Cancellation", clicked through the UI server's own HTTP API,
+// which sends the RequestCancelWorkflowExecution any Temporal client sends) runs the session's compensation and leaves one audit row saying where it came from;
 // one through the admin API leaves one row with support's actor and reason, not a second from the workflow.
 func TestEveryCancelRoadLeavesOneAuditRow(t *testing.T) {
 	t.Parallel()
-	s := teststack.Start(t, teststack.Options{})
+	s := teststack.Start(t, teststack.Options{WebUI: true})
 	s.CreateConcert("ROAD", 5, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
 	fromUI, fromSupport, watcher := s.CreateUser(0), s.CreateUser(0), s.CreateUser(0)
 	w := s.Token("ROAD", watcher)
@@ -290,11 +284,7 @@ func TestEveryCancelRoadLeavesOneAuditRow(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := s.Temporal.WorkflowService().RequestCancelWorkflowExecution(ctx, &workflowservice.RequestCancelWorkflowExecutionRequest{
-		Namespace: devserver.DefaultNamespace, WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: uiID},
-		Identity: "temporal-ui", Reason: "clicked in the UI",
-	})
-	require.NoError(t, err)
+	s.ClickInUI(uiID, "cancel", map[string]any{}) // "Request Cancellation": no reason, no identity
 	_ = s.Temporal.GetWorkflow(ctx, uiID, "").Get(ctx, nil) // closes once the compensation ran
 	assertSeat(t, s, "ROAD", w.Str("token"), eve, 1, "AVAILABLE", "the compensation released the seat")
 	trail, err := s.Store.AuditTrail(context.Background(), uiID)
@@ -321,13 +311,13 @@ func TestEveryCancelRoadLeavesOneAuditRow(t *testing.T) {
 	assert.Equal(t, "cancelled", trail[0].Outcome)
 }
 
-// "Terminate" in the Temporal UI (TerminateWorkflowExecution) skips the session's compensation, so its seat
+// "Terminate" in the Temporal UI (clicked through the UI server's HTTP API) skips the session's compensation, so its seat
 // stays held and its row live. The service repairs it by itself: once the session is past its window by the
 // repair grace, the next waiting-room step ends it EXPIRED, frees the seat and records why, and `concert
 // check` is clean again.
 func TestATerminatedSessionIsRepairedByTheService(t *testing.T) {
 	t.Parallel()
-	s := teststack.Start(t, teststack.Options{StuckGrace: time.Second})
+	s := teststack.Start(t, teststack.Options{StuckGrace: time.Second, WebUI: true})
 	s.Store.SetRepairAfter(time.Hour) // until the test has seen the stuck list
 	s.CreateConcert("TERM", 5, teststack.ConcertDate{Date: eve, Seats: 5, Price: price})
 	fan, watcher := s.CreateUser(0), s.CreateUser(0)
@@ -339,13 +329,15 @@ func TestATerminatedSessionIsRepairedByTheService(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := s.Temporal.WorkflowService().TerminateWorkflowExecution(ctx, &workflowservice.TerminateWorkflowExecutionRequest{
-		Namespace: devserver.DefaultNamespace, WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: id},
-		Reason: "clicked Terminate in the UI", Identity: "temporal-ui",
-	})
-	require.NoError(t, err)
+	s.ClickInUI(id, "terminate", map[string]any{"reason": "clicked Terminate in the UI"})
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		d, err := s.Temporal.DescribeWorkflowExecution(ctx, id, "")
+		if assert.NoError(c, err) {
+			assert.Equal(c, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, d.GetWorkflowExecutionInfo().GetStatus())
+		}
+	}, 10*time.Second, 100*time.Millisecond)
 	// The hold window passes (moved into the past rather than waited for): nothing ends the session now.
-	_, err = s.SQL.ExecContext(ctx, `UPDATE sessions SET held_until = now() - interval '5 seconds' WHERE id = $1`, sid)
+	_, err := s.SQL.ExecContext(ctx, `UPDATE sessions SET held_until = now() - interval '5 seconds' WHERE id = $1`, sid)
 	require.NoError(t, err)
 	_, err = s.SQL.ExecContext(ctx, `UPDATE seats SET held_until = now() - interval '5 seconds' WHERE session_id = $1`, sid)
 	require.NoError(t, err)

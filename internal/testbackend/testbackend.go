@@ -42,8 +42,9 @@ type Backend struct {
 	stopWorker sync.Once
 }
 
-// Start brings up a backend whose components log to log.
-func Start(tb testing.TB, log *slog.Logger) *Backend {
+// Start brings up a backend whose components log to log. With webUI the Temporal server also serves its
+// Web UI (Server.UIAddress), for tests that act as an operator clicking in it.
+func Start(tb testing.TB, log *slog.Logger, webUI bool) *Backend {
 	tb.Helper()
 	store, url := dbtest.Open(tb)
 	sqlDB, err := sqlx.Open("postgres", url)
@@ -53,7 +54,11 @@ func Start(tb testing.TB, log *slog.Logger) *Backend {
 	tb.Cleanup(func() { _ = sqlDB.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := devserver.Start(ctx, devserver.Options{UIPort: devserver.NoUI, Logger: log, SearchAttributes: workflows.SearchAttributes()})
+	ui := devserver.NoUI
+	if webUI {
+		ui = 0 // a free port
+	}
+	srv, err := devserver.Start(ctx, devserver.Options{UIPort: ui, Logger: log, SearchAttributes: workflows.SearchAttributes()})
 	if err != nil {
 		tb.Fatalf("testbackend: start Temporal: %v", err)
 	}

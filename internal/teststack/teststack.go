@@ -10,7 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -40,6 +42,8 @@ type Options struct {
 	UserRateLimit, AddressRateLimit api.RateLimit
 	// StartWaitingQueue is api.Config's: positive starts waiting sessions' workflows before their admission.
 	StartWaitingQueue int
+	// WebUI serves the Temporal Web UI too (Server.UIAddress), for tests that click in it as an operator.
+	WebUI bool
 }
 
 // Stack is a running booking service.
@@ -70,7 +74,7 @@ func Start(t testing.TB, opts Options) *Stack {
 		opts.AdmissionTick = 200 * time.Millisecond
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b := testbackend.Start(t, log)
+	b := testbackend.Start(t, log, opts.WebUI)
 	store, c, reg := b.Store, b.Temporal, b.Registry
 	h, err := api.New(store, c, api.Config{
 		AdminToken: AdminToken, TokenSecret: []byte("test-token-secret-0123456789"),
@@ -235,4 +239,88 @@ func (s *Stack) Token(code, user string) Response {
 		s.t.Fatalf("token for %s at %s: %d %s", user, code, r.Status, r.Raw)
 	}
 	return r
+}
+
+// ClickInUI does what a button of the Temporal Web UI does for a workflow, through the UI server's own
+// HTTP API (the stack must have Options.WebUI): action is "cancel" ("Request Cancellation") or "terminate".
+// Like the browser, it first fetches a page for the CSRF cookie and sends it back as X-CSRF-TOKEN.
+func (s *Stack) ClickInUI(workflowID, action string, body any) {
+	s.t.Helper()
+	ui := s.Server.UIAddress()
+	if ui == "" {
+		s.t.Fatalf("ClickInUI: the stack has no Web UI (set Options.WebUI)")
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		s.t.Fatalf("cookie jar: %v", err)
+	}
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	page, err := browser.Get(ui + "/api/v1/settings")
+	if err != nil {
+		s.t.Fatalf("ClickInUI: open the UI: %v", err)
+	}
+	_ = page.Body.Close()
+	var csrf string
+	for _, c := range page.Cookies() {
+		if c.Name == "_csrf" {
+			csrf = c.Value
+		}
+	}
+	if csrf == "" {
+		s.t.Fatalf("ClickInUI: the UI set no _csrf cookie")
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		s.t.Fatalf("ClickInUI: %v", err)
+	}
+	target := ui + "/api/v1/namespaces/" + s.Server.Namespace() + "/workflows/" + url.PathEscape(workflowID) + "/" + action
+	req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(raw))
+	if err != nil {
+		s.t.Fatalf("ClickInUI: %v", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-TOKEN", csrf)
+	resp, err := browser.Do(req)
+	if err != nil {
+		s.t.Fatalf("ClickInUI %s %s: %v", action, workflowID, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("ClickInUI %s %s: %d %s", action, workflowID, resp.StatusCode, answer)
+	}
+}
+
+// ListInUI returns the workflow IDs the Temporal Web UI's workflow list shows for a filter typed in its
+// search box, through the UI server's own HTTP API (the stack must have Options.WebUI).
+func (s *Stack) ListInUI(query string) []string {
+	s.t.Helper()
+	ui := s.Server.UIAddress()
+	if ui == "" {
+		s.t.Fatalf("ListInUI: the stack has no Web UI (set Options.WebUI)")
+	}
+	resp, err := http.Get(ui + "/api/v1/namespaces/" + s.Server.Namespace() + "/workflows?query=" + url.QueryEscape(query))
+	if err != nil {
+		s.t.Fatalf("ListInUI %q: %v", query, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("ListInUI %q: %d %s", query, resp.StatusCode, raw)
+	}
+	var list struct {
+		Executions []struct {
+			Execution struct {
+				WorkflowID string `json:"workflowId"`
+			} `json:"execution"`
+		} `json:"executions"`
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		s.t.Fatalf("ListInUI %q: %v in %s", query, err, raw)
+	}
+	ids := make([]string, 0, len(list.Executions))
+	for _, e := range list.Executions {
+		ids = append(ids, e.Execution.WorkflowID)
+	}
+	return ids
 }
