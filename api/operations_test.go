@@ -284,7 +284,7 @@ func TestEveryCancelRoadLeavesOneAuditRow(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s.ClickInUI(uiID, "cancel", map[string]any{}) // "Request Cancellation": no reason, no identity
+	s.ClickInUI(uiID, "cancel", map[string]any{})           // "Request Cancellation": no reason, no identity
 	_ = s.Temporal.GetWorkflow(ctx, uiID, "").Get(ctx, nil) // closes once the compensation ran
 	assertSeat(t, s, "ROAD", w.Str("token"), eve, 1, "AVAILABLE", "the compensation released the seat")
 	trail, err := s.Store.AuditTrail(context.Background(), uiID)
