@@ -330,6 +330,7 @@ func (h *Handler) cancelBooking(w http.ResponseWriter, r *http.Request) {
 	}
 	outcome, status, err := h.door.Cancel(ctx, bk, cancelWait)
 	h.readSessions.forget(bk.SessionID)
+	h.concertSeatsChanged(bk.ConcertCode) // a released seat shows free in this process's next seat map
 	var p2 *Problem
 	switch {
 	case errors.Is(err, workflows.ErrBookingPaid):

@@ -74,7 +74,7 @@ func (h *Handler) seatMap(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, invalid("%s", err.Error()))
 		return
 	}
-	key := s.ConcertCode + "|" + booking.FormatDate(date)
+	key := s.ConcertCode + "|" + booking.FormatDate(date) // as seatsChanged forgets it
 	body, err := h.seatMaps.get(ctx, key, func(ctx context.Context) (encodedBody, error) {
 		seats, err := h.store.Seats(ctx, s.ConcertCode, date)
 		if err != nil {

@@ -33,6 +33,10 @@ type ttlCache[V any] struct {
 	mu         sync.Mutex
 	items      map[string]cached[V]
 	refreshing map[string]bool
+	// generation counts the forgets of each key: a load that began before a forget does not store what it
+	// read, so a write this process made is never covered up by a read that started before it.
+	generation map[string]uint64
+	loading    map[string]int // how many loads of each key run now
 	group      singleflight.Group
 }
 
@@ -42,7 +46,7 @@ type cached[V any] struct {
 }
 
 func newTTLCache[V any](ttl time.Duration) *ttlCache[V] {
-	return &ttlCache[V]{ttl: ttl, items: map[string]cached[V]{}, refreshing: map[string]bool{}}
+	return &ttlCache[V]{ttl: ttl, items: map[string]cached[V]{}, refreshing: map[string]bool{}, generation: map[string]uint64{}, loading: map[string]int{}}
 }
 
 // get returns the cached value of key, or loads it (once, however many callers are waiting). A value past
@@ -112,12 +116,19 @@ func (c *ttlCache[V]) refreshInBackground(ctx context.Context, key string, load 
 // refresh loads key once for all concurrent callers and caches the result.
 func (c *ttlCache[V]) refresh(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
 	v, err, _ := c.group.Do(key, func() (any, error) {
+		c.mu.Lock()
+		gen := c.generation[key]
+		c.loading[key]++
+		c.mu.Unlock()
 		// The load outlives a caller that gives up: others may be waiting for it.
 		v, err := load(context.WithoutCancel(ctx))
 		if err != nil {
+			c.mu.Lock()
+			c.loaded(key)
+			c.mu.Unlock()
 			return v, err
 		}
-		c.put(key, v, time.Now())
+		c.put(key, v, time.Now(), gen)
 		return v, nil
 	})
 	if err != nil {
@@ -127,9 +138,15 @@ func (c *ttlCache[V]) refresh(ctx context.Context, key string, load func(context
 	return v.(V), nil
 }
 
-func (c *ttlCache[V]) put(key string, v V, now time.Time) {
+// put caches v, read by a load that began at generation gen of key; a load overtaken by a forget stores
+// nothing.
+func (c *ttlCache[V]) put(key string, v V, now time.Time, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.loaded(key)
+	if c.generation[key] != gen {
+		return
+	}
 	if len(c.items) >= maxCacheEntries {
 		for k, it := range c.items {
 			if now.After(it.expires) {
@@ -143,11 +160,45 @@ func (c *ttlCache[V]) put(key string, v V, now time.Time) {
 	c.items[key] = cached[V]{value: v, expires: now.Add(c.ttl)}
 }
 
-// forget drops a key, so the next get loads it afresh.
+// loaded notes that a load of key has finished; c.mu is held.
+func (c *ttlCache[V]) loaded(key string) {
+	if c.loading[key]--; c.loading[key] <= 0 {
+		delete(c.loading, key)
+	}
+}
+
+// forget drops a key after a write this process made, so the next get loads it afresh: it does not join a
+// load already running (which may have read before the write), and such a load stores nothing.
 func (c *ttlCache[V]) forget(key string) {
 	c.mu.Lock()
 	delete(c.items, key)
+	c.generation[key]++
+	if len(c.generation) > maxCacheEntries {
+		clear(c.generation) // forgotten keys of long ago; a load that straddles this clear may store once
+	}
 	c.mu.Unlock()
+	c.group.Forget(key)
+}
+
+// forgetPrefix forgets every key that starts with prefix (every seat map of a concert, say) and any such
+// key loaded later by a load that began before now.
+func (c *ttlCache[V]) forgetPrefix(prefix string) {
+	c.mu.Lock()
+	var keys []string
+	for k := range c.items {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	for k := range c.loading {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	c.mu.Unlock()
+	for _, k := range keys {
+		c.forget(k)
+	}
 }
 
 // encodedBody is a cached JSON answer, also gzip-compressed once for every client that accepts it: a seat

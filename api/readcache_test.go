@@ -71,3 +71,44 @@ func TestReadCachePeekNeverWaits(t *testing.T) {
 	require.Eventually(t, func() bool { v, ok := c.peek(ctx, "k", load); return ok && v == 1 }, time.Second, 5*time.Millisecond)
 	assert.EqualValues(t, 1, loads.Load(), "one background load for every peek")
 }
+
+// TestForgetOutrunsALoadThatBeganBeforeIt proves read-your-writes in the cache itself: a load that began
+// before a forget (it may have read before the write) neither answers a later get nor stays cached, for
+// forget and for forgetPrefix alike.
+func TestForgetOutrunsALoadThatBeganBeforeIt(t *testing.T) {
+	for _, byPrefix := range []bool{false, true} {
+		c := newTTLCache[string](time.Minute)
+		started, release := make(chan struct{}), make(chan struct{})
+		slow := func(context.Context) (string, error) {
+			close(started)
+			<-release
+			return "before the write", nil
+		}
+		done := make(chan string)
+		go func() {
+			v, _ := c.get(context.Background(), "C|2026-12-24T19:00:00", slow)
+			done <- v
+		}()
+		<-started
+		if byPrefix {
+			c.forgetPrefix("C|")
+		} else {
+			c.forget("C|2026-12-24T19:00:00")
+		}
+		fresh := func(context.Context) (string, error) { return "after the write", nil }
+		got, err := c.get(context.Background(), "C|2026-12-24T19:00:00", fresh)
+		if err != nil || got != "after the write" {
+			t.Fatalf("prefix %t: a get after the forget answered %q, %v", byPrefix, got, err)
+		}
+		close(release)
+		if v := <-done; v != "before the write" {
+			t.Fatalf("prefix %t: the first caller got %q", byPrefix, v)
+		}
+		got, _ = c.get(context.Background(), "C|2026-12-24T19:00:00", func(context.Context) (string, error) {
+			return "reloaded", nil
+		})
+		if got != "after the write" {
+			t.Fatalf("prefix %t: the cache holds %q; the load that began before the forget must not store", byPrefix, got)
+		}
+	}
+}

@@ -222,6 +222,7 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if taken {
+				h.seatsChanged(s.ConcertCode, date) // the fan's seat map showed it free: the next one must not
 				writeProblem(w, r, problem(http.StatusConflict, "seat-taken", "the seat is held or sold"))
 				return
 			}
@@ -230,6 +231,7 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
 			UserUUID: s.UserUUID, ConcertDate: date, SeatNumber: int(seat),
 		})
 		h.readSessions.forget(s.ID) // the hold changed the session: this process's next read of it sees that
+		h.seatsChanged(s.ConcertCode, date)
 		if err != nil {
 			writeProblem(w, r, h.workflowProblem(r.Context(), err))
 			return
@@ -239,6 +241,21 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
 			Price: out.Price, HeldUntil: out.HeldUntil.UTC(),
 		})
 	})
+}
+
+// seatsChanged is called after this process changed (or found changed) a seat of a performance: the next
+// seat map and date list it serves read PostgreSQL again, so the fan who acted sees it at once (other API
+// processes show it within ReadCacheTTL).
+func (h *Handler) seatsChanged(code string, date time.Time) {
+	h.seatMaps.forget(code + "|" + booking.FormatDate(date))
+	h.dateLists.forget(code)
+}
+
+// concertSeatsChanged is seatsChanged for a change whose performance is not known here: every seat map of
+// the concert is read again.
+func (h *Handler) concertSeatsChanged(code string) {
+	h.seatMaps.forgetPrefix(code + "|")
+	h.dateLists.forget(code)
 }
 
 // paymentResponse is the answer to a successful payment.
@@ -273,6 +290,11 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 		}
 		out, err := h.door.Pay(r.Context(), sessionRef(s.Session), updateID, workflows.PayRequest{UserUUID: s.UserUUID})
 		h.readSessions.forget(s.ID)
+		if err == nil {
+			h.seatsChanged(s.ConcertCode, out.ConcertDate)
+		} else {
+			h.concertSeatsChanged(s.ConcertCode) // whatever happened to the seat, the next map reads it anew
+		}
 		if err != nil {
 			writeProblem(w, r, h.workflowProblem(r.Context(), err))
 			return

@@ -41,6 +41,14 @@ func SessionIDFromWorkflowID(workflowID string) (string, bool) {
 	return tail, true
 }
 
+// ConcertCodeFromWorkflowID is the concert of a booking workflow ID, if it is one.
+func ConcertCodeFromWorkflowID(workflowID string) (string, bool) {
+	if _, ok := SessionIDFromWorkflowID(workflowID); !ok || len(workflowID) < len("booking-")+1+37 {
+		return "", false
+	}
+	return workflowID[len("booking-") : len(workflowID)-37], true
+}
+
 // NewSessionID returns the ID of a new session: a time-ordered UUID, chosen by the service before the
 // session's row or workflow exists.
 func NewSessionID() string { return uuid.Must(uuid.NewV7()).String() }

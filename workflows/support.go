@@ -57,19 +57,22 @@ const (
 // Booking is a session as support addresses it: by its booking ID (its workflow ID), with the run that is
 // the session and whether that run is still going.
 type Booking struct {
-	WorkflowID string
-	SessionID  string
-	RunID      string
-	Running    bool
+	WorkflowID  string
+	SessionID   string
+	ConcertCode string
+	RunID       string
+	Running     bool
 }
 
 // FindBooking resolves a booking ID. A session that waits without a workflow yet is a booking too; a
 // session from before service-chosen IDs is its workflow's latest run. ErrBookingNotFound if none.
 func (d *Door) FindBooking(ctx context.Context, workflowID string) (Booking, error) {
 	b := Booking{WorkflowID: workflowID}
-	if !strings.HasPrefix(workflowID, "booking-") || len(workflowID) > 200 {
+	code, ok := ConcertCodeFromWorkflowID(workflowID)
+	if !ok || len(workflowID) > 200 {
 		return b, ErrBookingNotFound
 	}
+	b.ConcertCode = code
 	known := false
 	if sid, ok := SessionIDFromWorkflowID(workflowID); ok {
 		s, err := d.records.GetSession(ctx, sid)
