@@ -75,6 +75,7 @@ type Handler struct {
 	readSessions *ttlCache[booking.Session]
 	seatMaps     *ttlCache[encodedBody]
 	dateLists    *ttlCache[encodedBody]
+	concertList  *ttlCache[encodedBody]
 }
 
 //go:embed openapi.yaml
@@ -115,7 +116,8 @@ func New(store *db.Store, tc client.Client, cfg Config) (http.Handler, error) {
 		starter: newStarter(door.StartSession, cfg.Logger, cfg.StartParallel, cfg.StartQueue, cfg.StartWaitingQueue, cfg.StartWaitingRate),
 		byUser:  newLimiter(cfg.UserRateLimit), byAddress: newLimiter(cfg.AddressRateLimit),
 		queues: newTTLCache[db.QueueSnapshot](ReadCacheTTL), readSessions: newTTLCache[booking.Session](ReadCacheTTL),
-		seatMaps: newTTLCache[encodedBody](ReadCacheTTL), dateLists: newTTLCache[encodedBody](ReadCacheTTL)}
+		seatMaps: newTTLCache[encodedBody](ReadCacheTTL), dateLists: newTTLCache[encodedBody](ReadCacheTTL),
+		concertList: newTTLCache[encodedBody](ReadCacheTTL)}
 	return h.routes(), nil
 }
 
@@ -156,6 +158,7 @@ func (h *Handler) routes() http.Handler {
 	r := mux.NewRouter()
 	r.UseEncodedPath() // an escaped slash (%2F) is data, not a separator: no path with one names another route
 	const v1 = "/api/v1"
+	r.HandleFunc(v1+"/concerts", h.listConcerts).Methods(http.MethodGet)
 	r.HandleFunc(v1+"/concerts/{concertCode}/token", h.issueToken).Methods(http.MethodPost)
 	r.HandleFunc(v1+"/concerts/{concertCode}/token", h.tokenStatus).Methods(http.MethodGet)
 	r.HandleFunc(v1+"/concerts/{concertCode}", h.concertDates).Methods(http.MethodGet)
@@ -164,6 +167,7 @@ func (h *Handler) routes() http.Handler {
 	r.HandleFunc(v1+"/users", h.createUser).Methods(http.MethodPost)
 	r.HandleFunc(v1+"/users/{UUID}/balance", h.balance).Methods(http.MethodGet)
 	r.HandleFunc(v1+"/users/{UUID}/balance", h.topUp).Methods(http.MethodPatch)
+	r.HandleFunc(v1+"/users/{UUID}/bookings", h.fanBookings).Methods(http.MethodGet)
 	r.HandleFunc(v1+"/payments", h.pay).Methods(http.MethodPost)
 	r.HandleFunc(v1+"/admin/concerts", h.admin(h.createConcert)).Methods(http.MethodPost)
 	r.HandleFunc(v1+"/admin/concerts/{concertCode}/admission", h.admin(h.setAdmission)).Methods(http.MethodPost)

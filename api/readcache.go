@@ -228,11 +228,16 @@ func encodeBody(v any) (encodedBody, error) {
 	return encodedBody{raw: raw, gzipped: buf.Bytes()}, nil
 }
 
-// write sends the body, compressed when the client accepts gzip.
+// write sends the body, compressed when the client accepts gzip. Nothing may store it: it answers one fan.
 func (b encodedBody) write(w http.ResponseWriter, r *http.Request, status int) {
+	b.writeWith(w, r, status, "no-store")
+}
+
+// writeWith is write with the given Cache-Control.
+func (b encodedBody) writeWith(w http.ResponseWriter, r *http.Request, status int, cacheControl string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
+	h.Set("Cache-Control", cacheControl)
 	h.Add("Vary", "Accept-Encoding")
 	body := b.raw
 	if acceptsGzip(r) {

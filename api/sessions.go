@@ -249,6 +249,7 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) seatsChanged(code string, date time.Time) {
 	h.seatMaps.forget(code + "|" + booking.FormatDate(date))
 	h.dateLists.forget(code)
+	h.concertList.forget("")
 }
 
 // concertSeatsChanged is seatsChanged for a change whose performance is not known here: every seat map of
@@ -256,6 +257,7 @@ func (h *Handler) seatsChanged(code string, date time.Time) {
 func (h *Handler) concertSeatsChanged(code string) {
 	h.seatMaps.forgetPrefix(code + "|")
 	h.dateLists.forget(code)
+	h.concertList.forget("")
 }
 
 // paymentResponse is the answer to a successful payment.

@@ -114,3 +114,34 @@ type AdmissionStep struct {
 	// workflows had not ended them (terminated, or never ran).
 	Repaired int `json:",omitempty"`
 }
+
+// OnSale is a concert a fan can still buy for: its performances with the seats free now.
+type OnSale struct {
+	Code  string
+	Title string
+	Dates []DateSeats
+}
+
+// DateSeats is one performance and how many of its seats a fan could hold now (a lapsed hold counts as free).
+type DateSeats struct {
+	Date      time.Time
+	Available int
+	// Unsold counts the seats not sold yet, held ones included: while any is unsold the concert is on sale.
+	Unsold int
+}
+
+// FanBooking is one of a fan's bookings as the fan lists them: a paid seat, or the session that is live.
+type FanBooking struct {
+	SessionID   string
+	ConcertCode string
+	Status      Status
+	// Seq orders a fan's sessions, newest last; listings page by it.
+	Seq         int64
+	Since       time.Time
+	ConcertDate time.Time // zero before a seat is held
+	SeatNumber  int       // 0 before a seat is held
+	HeldUntil   time.Time // while HELD
+	PaymentID   string    // once PAID
+	Amount      int64
+	PaidAt      time.Time
+}

@@ -1,0 +1,91 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/ticketing/concert/booking"
+)
+
+// ConcertsOnSale lists the concerts that have a seat left unsold, by code, each with its performances and the
+// seats free now. Sold-out concerts are left out.
+func (s *Store) ConcertsOnSale(ctx context.Context) ([]booking.OnSale, error) {
+	const q = `
+SELECT c.code, c.title, d.concert_date,
+       count(*) FILTER (WHERE st.status = 'AVAILABLE' OR (st.status = 'HELD' AND st.held_until <= now())) AS available,
+       count(*) FILTER (WHERE st.status <> 'SOLD') AS unsold
+FROM concerts c
+JOIN concert_dates d ON d.concert_code = c.code
+JOIN seats st ON st.concert_code = d.concert_code AND st.concert_date = d.concert_date
+GROUP BY c.code, c.title, d.concert_date
+ORDER BY c.code, d.concert_date`
+	var rows []struct {
+		Code      string    `db:"code"`
+		Title     string    `db:"title"`
+		Date      time.Time `db:"concert_date"`
+		Available int       `db:"available"`
+		Unsold    int       `db:"unsold"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, q); err != nil {
+		return nil, fmt.Errorf("concerts on sale: %w", err)
+	}
+	out := []booking.OnSale{}
+	unsold := 0
+	for i, r := range rows {
+		if i == 0 || rows[i-1].Code != r.Code {
+			out = append(out, booking.OnSale{Code: r.Code, Title: r.Title})
+			unsold = 0
+		}
+		c := &out[len(out)-1]
+		c.Dates = append(c.Dates, booking.DateSeats{Date: r.Date, Available: r.Available, Unsold: r.Unsold})
+		unsold += r.Unsold
+		if last := i == len(rows)-1 || rows[i+1].Code != r.Code; last && unsold == 0 {
+			out = out[:len(out)-1] // sold out
+		}
+	}
+	return out, nil
+}
+
+// FanBookings lists a fan's bookings, newest first: every paid session with its seat and payment, and the
+// live one (waiting, admitted, holding) if any. before, when positive, is the Seq below which to list (the
+// next page); at most limit are returned.
+func (s *Store) FanBookings(ctx context.Context, userUUID string, before int64, limit int) ([]booking.FanBooking, error) {
+	const q = `
+SELECT x.id, x.concert_code, x.status, x.seq, x.status_since,
+       COALESCE(p.concert_date, st.concert_date) AS concert_date,
+       COALESCE(p.seat_number, st.seat_number) AS seat_number,
+       st.held_until, p.id AS payment_id, p.amount, p.created_at AS paid_at
+FROM sessions x
+LEFT JOIN payments p ON p.session_id = x.id
+LEFT JOIN seats st ON st.session_id = x.id AND st.status = 'HELD'
+WHERE x.user_uuid = $1 AND x.status IN ('PAID', 'WAITING', 'ACTIVE', 'HELD') AND ($2 <= 0 OR x.seq < $2)
+ORDER BY x.seq DESC
+LIMIT $3`
+	var rows []struct {
+		ID          string         `db:"id"`
+		ConcertCode string         `db:"concert_code"`
+		Status      string         `db:"status"`
+		Seq         int64          `db:"seq"`
+		Since       time.Time      `db:"status_since"`
+		ConcertDate sql.NullTime   `db:"concert_date"`
+		SeatNumber  sql.NullInt64  `db:"seat_number"`
+		HeldUntil   sql.NullTime   `db:"held_until"`
+		PaymentID   sql.NullString `db:"payment_id"`
+		Amount      sql.NullInt64  `db:"amount"`
+		PaidAt      sql.NullTime   `db:"paid_at"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, q, userUUID, before, limit); err != nil {
+		return nil, fmt.Errorf("bookings of %s: %w", userUUID, err)
+	}
+	out := make([]booking.FanBooking, len(rows))
+	for i, r := range rows {
+		out[i] = booking.FanBooking{
+			SessionID: r.ID, ConcertCode: r.ConcertCode, Status: booking.Status(r.Status), Seq: r.Seq, Since: r.Since,
+			ConcertDate: r.ConcertDate.Time, SeatNumber: int(r.SeatNumber.Int64), HeldUntil: r.HeldUntil.Time,
+			PaymentID: r.PaymentID.String, Amount: r.Amount.Int64, PaidAt: r.PaidAt.Time,
+		}
+	}
+	return out, nil
+}
