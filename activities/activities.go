@@ -106,6 +106,9 @@ func (a *Activities) Pay(ctx context.Context, sessionID string) (booking.Payment
 type ReleaseInput struct {
 	SessionID string
 	Status    booking.Status
+	// Left says the fan ended the session (CANCELLED) themselves: nothing for the audit trail, which records
+	// what support and Temporal's own cancel requests do.
+	Left bool `json:",omitempty"`
 }
 
 // Release frees the session's seat, if it holds one, and ends the session with the given status. It returns
@@ -122,7 +125,7 @@ func (a *Activities) Release(ctx context.Context, in ReleaseInput) (booking.Stat
 	if err != nil {
 		return "", classify(err)
 	}
-	if in.Status == booking.StatusCancelled {
+	if in.Status == booking.StatusCancelled && !in.Left {
 		// The compensation of a cancel request: audited here unless the admin API, which records its own
 		// cancellations before asking Temporal, already did (a cancel from the Temporal UI, tctl, ...).
 		outcome := "cancelled"

@@ -161,6 +161,7 @@ func (h *Handler) routes() http.Handler {
 	r.HandleFunc(v1+"/concerts", h.listConcerts).Methods(http.MethodGet)
 	r.HandleFunc(v1+"/concerts/{concertCode}/token", h.issueToken).Methods(http.MethodPost)
 	r.HandleFunc(v1+"/concerts/{concertCode}/token", h.tokenStatus).Methods(http.MethodGet)
+	r.HandleFunc(v1+"/concerts/{concertCode}/token", h.leave).Methods(http.MethodDelete)
 	r.HandleFunc(v1+"/concerts/{concertCode}", h.concertDates).Methods(http.MethodGet)
 	r.HandleFunc(v1+"/concerts/{concertCode}/seats", h.seatMap).Methods(http.MethodGet)
 	r.HandleFunc(v1+"/concerts/{concertCode}", h.reserve).Methods(http.MethodPatch)

@@ -260,6 +260,42 @@ func (h *Handler) concertSeatsChanged(code string) {
 	h.concertList.forget("")
 }
 
+// leaveResponse is the answer to a fan leaving: how the session ended.
+type leaveResponse struct {
+	Status string `json:"status"`
+}
+
+// leave ends the token's session at the fan's request: out of the line, or with the held seat given back at
+// once, so the slot and the seat go to the next fan now. The session ends CANCELLED; its token then answers
+// 410 everywhere but the status poll.
+func (h *Handler) leave(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	s, p := h.session(r, sessionCheck{allowWaiting: true})
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	status, err := h.door.Leave(ctx, sessionRef(s.Session), workflows.LeaveRequest{UserUUID: s.UserUUID})
+	h.readSessions.forget(s.ID)
+	if s.Status == booking.StatusHeld {
+		h.concertSeatsChanged(s.ConcertCode)
+	}
+	if err != nil {
+		writeProblem(w, r, h.doorProblem(ctx, err))
+		return
+	}
+	if status != booking.StatusCancelled {
+		// It ended another way first (paid, expired, sold out) while the request was on its way.
+		writeProblem(w, r, problem(http.StatusGone, "session-ended", "the booking session has ended ("+string(status)+")").
+			with("sessionStatus", status))
+		return
+	}
+	if s.Status != booking.StatusWaiting {
+		h.wakeAdmissionAsync(ctx, s.ConcertCode) // a slot came free
+	}
+	writeJSON(w, http.StatusOK, leaveResponse{Status: string(status)})
+}
+
 // paymentResponse is the answer to a successful payment.
 type paymentResponse struct {
 	PaymentID     string `json:"paymentId"`

@@ -150,3 +150,42 @@ func TestLeanSession_AttachesToAHold_ReleasesItWhenItLapses(t *testing.T) {
 	assert.Equal(t, booking.StatusExpired, res.Status)
 	assert.Equal(t, heldUntil, h.call("Release", 0).At)
 }
+
+// A fan who leaves while waiting (their workflow started early) or while holding a seat ends the session
+// CANCELLED at once: the seat is released then, not when the hold lapses, and the release is marked the
+// fan's own (no audit row of a Temporal cancel).
+func TestLeanSession_FanLeaves_EndsCancelledAtOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		attach booking.Attachment
+		hold   bool
+	}{
+		{"while waiting", booking.Attachment{Status: booking.StatusWaiting}, false},
+		{"while holding", booking.Attachment{Status: booking.StatusActive, ActiveUntil: t0.Add(10 * time.Minute)}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newLeanHarness(t)
+			h.expectAttach(tt.attach, 0)
+			if tt.hold {
+				h.expectHold(4, t0.Add(6*time.Minute))
+				h.update(30*time.Second, UpdateReserve, "reserve-1", reserveRequest(4))
+			}
+			h.env.OnActivity(acts.Release, mock.Anything, activities.ReleaseInput{
+				SessionID: testSessionID, Status: booking.StatusCancelled, Left: true,
+			}).Return(booking.StatusCancelled, nil).Once()
+			h.forbidOthers()
+			wrong := h.update(50*time.Second, UpdateLeave, "leave-0", LeaveRequest{UserUUID: otherUser})
+			leave := h.update(time.Minute, UpdateLeave, "leave-1", LeaveRequest{UserUUID: testUser})
+
+			h.env.ExecuteWorkflow(BookingSession, leanInput())
+
+			res := h.leanResult()
+			require.True(t, leave.Completed)
+			require.NoError(t, leave.Err)
+			require.True(t, wrong.Rejected, "another user's leave is refused")
+			assert.Contains(t, wrong.RejectErr.Error(), "another user")
+			assert.Equal(t, booking.StatusCancelled, res.Status)
+			assert.Equal(t, t0.Add(time.Minute), h.call("Release", 0).At, "released when the fan left")
+		})
+	}
+}

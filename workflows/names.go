@@ -23,6 +23,8 @@ const (
 	UpdateReserve = "reserve"
 	// UpdatePay pays for the held seat.
 	UpdatePay = "pay"
+	// UpdateLeave ends the session at the fan's request: it leaves the line, or gives its seat back, at once.
+	UpdateLeave = "leave"
 	// QueryStatus returns a session's StatusView, or an admission workflow's AdmissionView.
 	QueryStatus = "status"
 	// SignalWake asks the admission workflow to take a step now, for example after its settings changed.
@@ -64,6 +66,11 @@ type JoinResponse struct {
 
 // PayRequest asks to pay for the held seat.
 type PayRequest struct {
+	UserUUID string
+}
+
+// LeaveRequest asks to end the session: the fan leaves the line or gives the held seat back.
+type LeaveRequest struct {
 	UserUUID string
 }
 

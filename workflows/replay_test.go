@@ -95,6 +95,10 @@ var laterSessionPaths = []capturedPath{
 	{"session-cancelled-while-active", "BookingSession", cancelled, "",
 		[]string{cancelRequest},
 		[]string{"Attach", "Release"}},
+	// The fan left while holding a seat (DELETE on the token): the leave update released it at once.
+	{"session-left-while-held", "BookingSession", completed, booking.StatusCancelled,
+		[]string{update(workflows.UpdateReserve), update(workflows.UpdateLeave)},
+		[]string{"Attach", "HoldSeat", "Release"}},
 }
 
 var admissionPaths = []capturedPath{
@@ -295,6 +299,7 @@ var temporalBudgets = map[string]temporalBudget{
 	"session-cancelled-while-held":    {tasks: 3, events: 24, upserts: 2, timers: 2},
 	"session-cancelled-while-waiting": {tasks: 2, events: 12, upserts: 1, timers: 0},
 	"session-cancelled-while-active":  {tasks: 2, events: 15, upserts: 1, timers: 1},
+	"session-left-while-held":         {tasks: 3, events: 24, upserts: 2, timers: 2},
 	"session-sold-out-while-waiting":  {tasks: 2, events: 11, upserts: 1, timers: 0},
 }
 

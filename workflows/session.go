@@ -88,6 +88,7 @@ func newSession(ctx workflow.Context, in SessionInput) (*session, error) {
 		{UpdateJoin, s.join, s.validateJoin},
 		{UpdateReserve, s.reserve, s.validateReserve},
 		{UpdatePay, s.pay, s.validatePay},
+		{UpdateLeave, s.leave, s.validateLeave},
 	}
 	for _, u := range updates {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{Validator: u.validator}); err != nil {
@@ -211,8 +212,11 @@ func (s *session) joinQueue(ctx workflow.Context) error {
 // waitForAdmission sleeps until the waiting room admits the session or the concert sells out; the admission
 // workflow's signal wakes it, nothing polls.
 func (s *session) waitForAdmission(ctx workflow.Context) error {
-	if err := workflow.Await(ctx, func() bool { return s.admission != nil }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return s.admission != nil || s.status.Terminal() }); err != nil {
 		return err
+	}
+	if s.status.Terminal() { // the fan left the line
+		return nil
 	}
 	switch s.admission.Status {
 	case booking.StatusActive:
@@ -268,10 +272,14 @@ func (s *session) expireWhenIdle(ctx workflow.Context) error {
 // end releases whatever the session holds and ends it with status (EXPIRED or CANCELLED), adopting the
 // status the database reports when it differs (a payment that completed although its reply was lost).
 func (s *session) end(ctx workflow.Context, status booking.Status) error {
+	return s.release(ctx, activities.ReleaseInput{SessionID: s.id, Status: status})
+}
+
+// release runs the Release activity and takes up the status the store ends the session with.
+func (s *session) release(ctx workflow.Context, in activities.ReleaseInput) error {
+	status := in.Status
 	var final booking.Status
-	if err := workflow.ExecuteLocalActivity(durableDB(ctx), acts.Release, activities.ReleaseInput{
-		SessionID: s.id, Status: status,
-	}).Get(ctx, &final); err != nil {
+	if err := workflow.ExecuteLocalActivity(durableDB(ctx), acts.Release, in).Get(ctx, &final); err != nil {
 		return fmt.Errorf("release session: %w", err)
 	}
 	if !final.Terminal() {
@@ -467,6 +475,36 @@ func (s *session) pay(ctx workflow.Context, req PayRequest) (booking.Payment, er
 	s.payment = &p
 	s.setStatus(ctx, booking.StatusPaid)
 	return p, nil
+}
+
+func (s *session) validateLeave(_ workflow.Context, req LeaveRequest) error {
+	switch {
+	case req.UserUUID != s.in.UserUUID:
+		return rejection(booking.ErrWrongUser, "the session belongs to another user")
+	case s.status.Terminal():
+		return rejection(booking.ErrSessionEnded, "the session has ended")
+	case s.busy:
+		return rejection(booking.ErrBusy, "another request of this session is in progress")
+	}
+	return nil
+}
+
+// leave ends the session at the fan's request, CANCELLED: out of the line, or with its seat given back, so
+// the slot and the seat go to the next fan now rather than when the window runs out.
+func (s *session) leave(ctx workflow.Context, req LeaveRequest) (booking.Status, error) {
+	// A leave that reached the workflow before it attached waits for the attach, as a reserve does.
+	if err := workflow.Await(ctx, func() bool { return s.joined }); err != nil {
+		return "", err
+	}
+	if err := s.validateLeave(ctx, req); err != nil {
+		return "", err
+	}
+	s.busy = true
+	defer func() { s.busy = false }()
+	if err := s.release(ctx, activities.ReleaseInput{SessionID: s.id, Status: booking.StatusCancelled, Left: true}); err != nil {
+		return "", err
+	}
+	return s.status, nil
 }
 
 // rejection is a business error raised by the workflow itself, typed like the activities' errors.

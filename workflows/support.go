@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
@@ -295,6 +296,29 @@ func (d *Door) SessionRuns(ctx context.Context, sessions map[string]string) (map
 		}
 	}
 	return out, nil
+}
+
+// Leave ends a session at its fan's request (CANCELLED) and returns the status it ended with: through its
+// workflow when one runs, which gives the seat back at once; in the store when none does (a fan waiting
+// before their workflow starts, or one whose start is on its way: a workflow that starts later attaches to
+// the ended row and closes). A session that had ended already keeps its ending, which is returned.
+func (d *Door) Leave(ctx context.Context, ref SessionRef, req LeaveRequest) (booking.Status, error) {
+	var status booking.Status
+	err := d.update(ctx, ref, client.UpdateWorkflowOptions{
+		UpdateName: UpdateLeave, Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	}, &status)
+	var notFound *serviceerror.NotFound
+	if !errors.As(err, &notFound) || d.records == nil {
+		return status, err
+	}
+	if err := d.records.Release(ctx, ref.ID, booking.StatusCancelled); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrRecords, err)
+	}
+	s, err := d.records.GetSession(ctx, ref.ID)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrRecords, err)
+	}
+	return s.Status, nil
 }
 
 // paid finds the payment of a session whose pay update failed without an answer (a timer or a signal raced

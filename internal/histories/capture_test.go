@@ -51,6 +51,7 @@ func TestCaptureHistories(t *testing.T) {
 	c.cancelledBySupport()
 	c.admittedAtOncePaid()
 	c.cancelledWhileActive()
+	c.leftWhileHeld()
 	c.paidThenSoldOut()
 	c.writeAll()
 }
@@ -139,6 +140,21 @@ func (c *capturer) cancelledWhileActive() {
 	c.reached(id, booking.StatusActive)
 	c.cancel(id)
 	c.capture("session-cancelled-while-active", id, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)
+}
+
+// leftWhileHeld: a fan admitted at once holds a seat, then leaves (DELETE on the token): the leave update
+// gives the seat back at once and the session ends CANCELLED.
+func (c *capturer) leftWhileHeld() {
+	s := c.s
+	s.CreateConcert("QUIT", 10, teststack.ConcertDate{Date: eve, Seats: 2, Price: price})
+	u := s.CreateUser(0)
+	tok := s.Token("QUIT", u)
+	require.Equal(c.t, "ACTIVE", tok.Str("status"))
+	id := c.started("QUIT", u)
+	c.reached(id, booking.StatusActive)
+	c.expect(c.reserve("QUIT", tok.Str("token"), u, 1), http.StatusOK, "")
+	c.expect(s.Do(http.MethodDelete, "/api/v1/concerts/QUIT/token", tok.Str("token"), nil), http.StatusOK, "")
+	c.capture("session-left-while-held", id, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
 }
 
 // paidThenSoldOut: a concert of two seats that admits one session at a time. The first user buys at once;
