@@ -20,6 +20,9 @@ import (
 // users against a whole stack: more users than admission slots, so most wait in the queue; some abandon
 // their holds. Every user must end, every paid booking must be one SOLD seat and nothing else, the database
 // invariants must hold, and the baseline must have run against the same Temporal server.
+//
+// The 20 arrive at one instant (--ramp 0s): spread over a second, each finds a free slot now that fans book
+// without seat-map retries (read-your-writes), and nobody would wait.
 func TestLoadtestBooksEverySeatOnceThroughTheWaitingRoom(t *testing.T) {
 	s := teststack.Start(t, teststack.Options{})
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -27,7 +30,7 @@ func TestLoadtestBooksEverySeatOnceThroughTheWaitingRoom(t *testing.T) {
 	var out, progress bytes.Buffer
 	err := runLoadtest(ctx, []string{
 		"--target", s.URL, "--admin-token", teststack.AdminToken,
-		"--users", "20", "--seats", "12", "--dates", "2", "--max-active", "5", "--ramp", "1s", "--abandon", "0.1",
+		"--users", "20", "--seats", "12", "--dates", "2", "--max-active", "5", "--ramp", "0s", "--abandon", "0.1",
 		"--price", "5001", "--poll-max", "300ms", "--seed", "7", "--json",
 		"--database-url", s.DatabaseURL,
 		"--baseline", "--temporal-address", s.Server.FrontendAddress(), "--temporal-namespace", s.Server.Namespace(),
