@@ -248,6 +248,8 @@ func classify(err error) error {
 		return business(booking.ErrNotAdmitted, "the session is not admitted, or its admission window has passed", err)
 	case errors.Is(err, db.ErrNoSeatHeld):
 		return business(booking.ErrNoSeatHeld, "this session holds no seat", err)
+	case errors.Is(err, db.ErrTicketLimit):
+		return business(booking.ErrTicketLimit, "you hold or have bought as many tickets of this concert as it allows", err)
 	case errors.Is(err, db.ErrHoldExpired):
 		return business(booking.ErrHoldExpired, "the hold has expired; the seat is no longer yours", err)
 	}

@@ -95,11 +95,13 @@ func (h *Handler) seatMap(w http.ResponseWriter, r *http.Request) {
 
 // Limits of a concert created through the admin API.
 const (
-	maxTitleLength  = 200
-	maxDates        = 100
-	maxMaxActive    = 100_000
-	maxTicketPrice  = 100_000_000
-	maxConcertSeats = booking.MaxSeatsPerDate
+	maxTitleLength = 200
+	maxDates       = 100
+	maxMaxActive   = 100_000
+	// maxTicketsPerUser bounds a concert's ticket limit per fan (a limit above it is no limit worth stating).
+	maxTicketsPerUser = 1_000
+	maxTicketPrice    = 100_000_000
+	maxConcertSeats   = booking.MaxSeatsPerDate
 )
 
 // createConcert puts a concert on sale and starts its waiting room.
@@ -127,8 +129,12 @@ func (h *Handler) createConcert(w http.ResponseWriter, r *http.Request) {
 	for i, d := range c.Dates {
 		dates[i] = map[string]any{"concertDate": booking.FormatDate(d.Date), "seats": d.Seats, "price": d.Price}
 	}
+	var limit *int
+	if c.MaxTicketsPerUser > 0 {
+		limit = &c.MaxTicketsPerUser
+	}
 	writeJSON(w, http.StatusCreated, map[string]any{
-		"concertCode": c.Code, "title": c.Title, "maxActive": c.MaxActive, "dates": dates,
+		"concertCode": c.Code, "title": c.Title, "maxActive": c.MaxActive, "maxTicketsPerUser": limit, "dates": dates,
 	})
 }
 
@@ -156,6 +162,16 @@ func parseConcert(b body) (db.NewConcert, *Problem) {
 		return c, invalid("maxActive must be between 1 and %d", maxMaxActive)
 	}
 	c.MaxActive = int(maxActive)
+	if v, ok := b["maxTicketsPerUser"]; ok && v != nil {
+		limit, p := b.integer("maxTicketsPerUser")
+		if p != nil {
+			return c, p
+		}
+		if limit < 1 || limit > maxTicketsPerUser {
+			return c, invalid("maxTicketsPerUser must be between 1 and %d, or null for no limit", maxTicketsPerUser)
+		}
+		c.MaxTicketsPerUser = int(limit)
+	}
 	dates, p := b.list("dates")
 	if p != nil {
 		return c, p

@@ -93,3 +93,35 @@ func TestAFanListsTheirBookingsNewestFirst(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, s.Do(http.MethodGet, path+"?pageToken=nope!", "", nil).Status)
 	assert.Equal(t, http.StatusBadRequest, s.Do(http.MethodGet, "/api/v1/users/not-a-uuid/bookings", "", nil).Status)
 }
+
+// TestAConcertsTicketLimitHoldsAcrossAFansSessions proves maxTicketsPerUser end to end: set at creation, a
+// fan who bought up to it gets 409 ticket-limit-reached on their next session's hold, and other fans buy on.
+func TestAConcertsTicketLimitHoldsAcrossAFansSessions(t *testing.T) {
+	t.Parallel()
+	s := teststack.Start(t, teststack.Options{})
+	create := func(limit any) teststack.Response {
+		return s.Do(http.MethodPost, "/api/v1/admin/concerts", teststack.AdminToken, map[string]any{
+			"concertCode": "ONE-EACH", "title": "One each", "maxActive": 5, "maxTicketsPerUser": limit,
+			"dates": []map[string]any{{"concertDate": eve, "seats": 4, "price": price}},
+		})
+	}
+	assert.Equal(t, http.StatusBadRequest, create(0).Status)
+	c := create(1)
+	require.Equal(t, http.StatusCreated, c.Status, string(c.Raw))
+	assert.EqualValues(t, 1, c.Body["maxTicketsPerUser"])
+
+	fan, other := s.CreateUser(2*price), s.CreateUser(price)
+	first := s.Token("ONE-EACH", fan).Str("token")
+	require.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/ONE-EACH", first, reserveBody(fan, eve, 1)).Status)
+	require.Equal(t, http.StatusCreated, s.Do(http.MethodPost, "/api/v1/payments", first, map[string]any{"UUID": fan}).Status)
+
+	second := s.Token("ONE-EACH", fan).Str("token")
+	r := s.Do(http.MethodPatch, "/api/v1/concerts/ONE-EACH", second, reserveBody(fan, eve, 2))
+	assert.Equal(t, http.StatusConflict, r.Status, string(r.Raw))
+	assert.Equal(t, "/problems/ticket-limit-reached", r.ProblemType())
+	assert.Equal(t, "ACTIVE", s.Do(http.MethodGet, "/api/v1/concerts/ONE-EACH/token", second, nil).Str("status"),
+		"the refused hold leaves the session admitted")
+
+	o := s.Token("ONE-EACH", other).Str("token")
+	assert.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/ONE-EACH", o, reserveBody(other, eve, 2)).Status)
+}

@@ -72,6 +72,7 @@ const (
 	ErrNoSeatHeld          ErrorType = "NoSeatHeld"
 	ErrInsufficientBalance ErrorType = "InsufficientBalance"
 	ErrHoldExpired         ErrorType = "HoldExpired"
+	ErrTicketLimit         ErrorType = "TicketLimitReached"
 	ErrNotAdmitted         ErrorType = "NotAdmitted"
 	ErrSessionEnded        ErrorType = "SessionEnded"
 	ErrWrongUser           ErrorType = "WrongUser"
@@ -83,7 +84,7 @@ const (
 func (t ErrorType) Valid() bool {
 	switch t {
 	case ErrSeatTaken, ErrSeatNotFound, ErrDateNotFound, ErrAlreadyHolding, ErrNoSeatHeld, ErrInsufficientBalance,
-		ErrHoldExpired, ErrNotAdmitted, ErrSessionEnded, ErrWrongUser, ErrBusy, ErrInvalidRequest:
+		ErrHoldExpired, ErrTicketLimit, ErrNotAdmitted, ErrSessionEnded, ErrWrongUser, ErrBusy, ErrInvalidRequest:
 		return true
 	}
 	return false

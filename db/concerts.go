@@ -22,7 +22,9 @@ type NewConcert struct {
 	Code      string
 	Title     string
 	MaxActive int
-	Dates     []NewConcertDate
+	// MaxTicketsPerUser limits the seats one fan holds and buys for the concert; 0 is no limit.
+	MaxTicketsPerUser int
+	Dates             []NewConcertDate
 }
 
 // NewConcertDate is one performance of a new concert.
@@ -48,13 +50,13 @@ type Seat struct {
 // CreateConcert stores a concert with its dates and seats in one transaction; ErrDuplicate if the code or a
 // date is taken.
 func (s *Store) CreateConcert(ctx context.Context, c NewConcert) error {
-	const insConcert = `INSERT INTO concerts (code, title, max_active) VALUES ($1, $2, $3)`
+	const insConcert = `INSERT INTO concerts (code, title, max_active, max_tickets_per_user) VALUES ($1, $2, $3, NULLIF($4, 0))`
 	const insDate = `INSERT INTO concert_dates (concert_code, concert_date) VALUES ($1, $2)`
 	const insSeats = `
 INSERT INTO seats (concert_code, concert_date, seat_number, price)
 SELECT $1, $2, n, $4 FROM generate_series(1, $3::int) AS n`
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, insConcert, c.Code, c.Title, c.MaxActive); err != nil {
+		if _, err := tx.ExecContext(ctx, insConcert, c.Code, c.Title, c.MaxActive, c.MaxTicketsPerUser); err != nil {
 			return err
 		}
 		for _, d := range c.Dates {

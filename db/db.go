@@ -38,6 +38,8 @@ var (
 	ErrNotActive = errors.New("session is not admitted")
 	// ErrNoSeatHeld means the session holds no seat to pay for.
 	ErrNoSeatHeld = errors.New("session holds no seat")
+	// ErrTicketLimit means the fan holds or bought as many tickets of the concert as it allows.
+	ErrTicketLimit = errors.New("ticket limit reached")
 	// ErrHoldExpired means the session's hold lapsed: the seat can no longer be sold to it.
 	ErrHoldExpired = errors.New("hold has expired")
 	// ErrInsufficientBalance means the user's balance is below the price.

@@ -114,6 +114,9 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 			}
 			return ErrNotActive
 		}
+		if err := withinTicketLimit(ctx, tx, p.SessionID, p.ConcertCode); err != nil {
+			return err
+		}
 		err := tx.GetContext(ctx, &r, take, p.ConcertCode, p.ConcertDate, p.SeatNumber, p.SessionID, p.ReservationID, heldUntil)
 		if err == nil {
 			return nil
@@ -143,6 +146,36 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 		return booking.Reservation{}, fmt.Errorf("hold seat %d of %s for session %s: %w", p.SeatNumber, p.ConcertCode, p.SessionID, err)
 	}
 	return r.reservation(), nil
+}
+
+// withinTicketLimit returns ErrTicketLimit when the session's fan holds or has bought as many tickets of the
+// concert as it allows. It locks the fan's row first, so two holds of one fan (one per session, say) are
+// counted one after the other and cannot both pass.
+func withinTicketLimit(ctx context.Context, tx *sqlx.Tx, sessionID, concertCode string) error {
+	const q = `
+WITH fan AS (
+    SELECT u.uuid FROM users u JOIN sessions x ON x.user_uuid = u.uuid WHERE x.id = $1 FOR UPDATE OF u
+)
+SELECT c.max_tickets_per_user AS max,
+       (SELECT count(*) FROM payments p WHERE p.user_uuid = fan.uuid AND p.concert_code = c.code)
+     + (SELECT count(*) FROM seats st JOIN sessions x ON x.id = st.session_id
+        WHERE x.user_uuid = fan.uuid AND st.concert_code = c.code AND st.status = 'HELD' AND st.held_until > now()) AS tickets
+FROM concerts c, fan
+WHERE c.code = $2`
+	var got struct {
+		Max     sql.NullInt64 `db:"max"`
+		Tickets int64         `db:"tickets"`
+	}
+	switch err := tx.GetContext(ctx, &got, q, sessionID, concertCode); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil // no such concert: the hold itself says so
+	case err != nil:
+		return err
+	}
+	if got.Max.Valid && got.Tickets >= got.Max.Int64 {
+		return ErrTicketLimit
+	}
+	return nil
 }
 
 // Pay sells the seat a session holds: it debits the balance, records the payment and its ledger row, marks

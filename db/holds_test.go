@@ -264,3 +264,41 @@ func TestSeatTakenByOtherSeesSalesAndLiveHoldsOfOthersOnly(t *testing.T) {
 	lapseHold(t, store, other.ID)
 	assert.False(t, taken(1), "a lapsed hold can be taken")
 }
+
+// TestHoldSeatKeepsAFanWithinTheConcertsTicketLimit proves maxTicketsPerUser: the fan's bought and held
+// seats of all their sessions count, a hold past the limit is refused with ErrTicketLimit and leaves the
+// session as it was, other fans are not affected, and `concert check` reports a fan over the limit.
+func TestHoldSeatKeepsAFanWithinTheConcertsTicketLimit(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := show{code: "LIM-" + uuid.NewString()[:8], date: showDate}
+	require.NoError(t, store.CreateConcert(t.Context(), db.NewConcert{
+		Code: s.code, Title: "Limited", MaxActive: 5, MaxTicketsPerUser: 2,
+		Dates: []db.NewConcertDate{{Date: s.date, Seats: 5, Price: 1_000}},
+	}))
+	fan, other := newUser(t, store, 10_000), newUser(t, store, 10_000)
+
+	for seat := 1; seat <= 2; seat++ { // two sessions, one ticket each
+		sess := admitted(t, store, s.code, fan)
+		hold(t, store, s, sess.ID, seat)
+		_, err := store.Pay(t.Context(), sess.ID)
+		require.NoError(t, err)
+	}
+	third := admitted(t, store, s.code, fan)
+	_, err := store.HoldSeat(t.Context(), holdParams(s, third.ID, 3))
+	require.ErrorIs(t, err, db.ErrTicketLimit)
+	assert.Equal(t, statusActive, status(t, store, third.ID), "a refused hold leaves the session as it was")
+	assert.Equal(t, seatAvailable, seat(t, store, s, 3).Status)
+
+	theirs := admitted(t, store, s.code, other)
+	hold(t, store, s, theirs.ID, 3)
+
+	found, err := store.CheckInvariants(t.Context(), time.Minute)
+	require.NoError(t, err)
+	assert.Empty(t, found)
+	exec(t, store, `UPDATE concerts SET max_tickets_per_user = 1 WHERE code = $1`, s.code)
+	requireViolations(t, store, time.Minute, []db.Violation{{
+		Invariant: db.InvariantFanWithinTicketLimit, Subject: "user " + fan + " concert " + s.code,
+		Detail: "bought 2 tickets, the limit is 1",
+	}})
+}

@@ -48,6 +48,9 @@ const (
 	// InvariantSessionNotStale: no session is ACTIVE past its active_until, or HELD past its held_until, by
 	// more than the grace: its workflow should have ended it (EXPIRED) when the window closed.
 	InvariantSessionNotStale = "session-not-stale"
+	// InvariantFanWithinTicketLimit: no fan has bought more seats of a concert than its maxTicketsPerUser.
+	// HoldSeat counts the fan's held and bought seats under the fan's row lock before it takes another.
+	InvariantFanWithinTicketLimit = "fan-within-ticket-limit"
 )
 
 // maxViolationsPerInvariant bounds what one invariant lists, so a badly broken database gives a report a
@@ -211,6 +214,13 @@ FROM sessions x
 CROSS JOIN LATERAL (SELECT CASE x.status WHEN 'ACTIVE' THEN x.active_until ELSE x.held_until END AS deadline) w
 WHERE x.status IN ('ACTIVE', 'HELD') AND w.deadline < $1::timestamptz - $2 * interval '1 microsecond'`
 
+const fanWithinTicketLimitQuery = `
+SELECT 'user ' || t.user_uuid || ' concert ' || t.concert_code AS subject,
+       format('bought %s tickets, the limit is %s', t.n, c.max_tickets_per_user) AS detail
+FROM (SELECT user_uuid, concert_code, count(*) AS n FROM payments GROUP BY user_uuid, concert_code) t
+JOIN concerts c ON c.code = t.concert_code
+WHERE c.max_tickets_per_user IS NOT NULL AND t.n > c.max_tickets_per_user`
+
 // invariantChecks lists the checks in the order the report shows them: money first.
 var invariantChecks = []invariantCheck{
 	{name: InvariantBalanceEqualsLedger, query: balanceEqualsLedgerQuery},
@@ -224,6 +234,7 @@ var invariantChecks = []invariantCheck{
 	{name: InvariantOneLiveSessionPerUserAndConcert, query: oneLiveSessionQuery},
 	{name: InvariantHoldNotStale, query: holdNotStaleQuery, asOf: true, graced: true},
 	{name: InvariantSessionNotStale, query: sessionNotStaleQuery, asOf: true, graced: true},
+	{name: InvariantFanWithinTicketLimit, query: fanWithinTicketLimitQuery},
 }
 
 // violationRow is one row of an invariant query.
