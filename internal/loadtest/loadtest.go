@@ -46,6 +46,9 @@ type Config struct {
 	Ramp time.Duration
 	// Abandon is the share of users (0..1) who hold a seat and never pay, so their holds run out.
 	Abandon float64
+	// Leave is the share of users (0..1) who hold a seat and then leave (DELETE on the token), giving the
+	// seat and the slot back at once. Abandon + Leave is at most 1.
+	Leave float64
 	// Concurrency bounds the users in flight at once; a user past the bound arrives when one finishes.
 	// 0 means every user (nobody is held back).
 	Concurrency int
@@ -152,6 +155,8 @@ func (c *Config) fill() error {
 		return errors.New("ramp must not be negative")
 	case c.Abandon < 0 || c.Abandon > 1 || math.IsNaN(c.Abandon):
 		return errors.New("abandon must be a share between 0 and 1")
+	case c.Leave < 0 || c.Abandon+c.Leave > 1 || math.IsNaN(c.Leave):
+		return errors.New("leave must be a share between 0 and 1, and abandon + leave at most 1")
 	case c.Price < 0 || c.Price > maxPrice || c.Price > 2*maxTopUp:
 		return fmt.Errorf("price must be between 0 and %d won", min(maxPrice, 2*maxTopUp))
 	case c.PollMin > c.PollMax:
@@ -182,6 +187,8 @@ const (
 	OutcomePaid Outcome = "paid"
 	// OutcomeAbandoned: held a seat and left without paying, as configured.
 	OutcomeAbandoned Outcome = "abandoned"
+	// OutcomeLeft: held a seat and gave it back by leaving (DELETE on the token), as configured.
+	OutcomeLeft Outcome = "left"
 	// OutcomeSoldOut: the service ended the session SOLD_OUT.
 	OutcomeSoldOut Outcome = "soldOut"
 	// OutcomeNoSeat: admitted, but every seat it could see was held or sold.
@@ -208,6 +215,7 @@ const (
 	opReserve       = "reserve"
 	opTopUp         = "topUp"
 	opPay           = "pay"
+	opLeave         = "leave"
 	opFinalSeats    = "finalSeats"
 )
 
@@ -221,6 +229,7 @@ type seatKey struct {
 type user struct {
 	id      string
 	abandon bool
+	leave   bool
 	rng     *rand.Rand
 
 	token       string
@@ -349,6 +358,10 @@ func (r *runner) setup(ctx context.Context) error {
 	}
 	for _, i := range order[:abandoners] {
 		r.users[i].abandon = true
+	}
+	leavers := min(int(math.Round(r.cfg.Leave*float64(r.cfg.Users))), r.cfg.Users-abandoners)
+	for _, i := range order[abandoners : abandoners+leavers] {
+		r.users[i].leave = true
 	}
 
 	// Users are created with a few requests in flight: this is preparation, not the on-sale.
@@ -481,7 +494,7 @@ func (r *runner) markUnfinished(users []*user) {
 // visit is one user's whole visit: token, queue, seat, top-up, payment.
 func (r *runner) visit(ctx context.Context, u *user) {
 	end := func(o Outcome, format string, args ...any) {
-		if ctx.Err() != nil && o != OutcomePaid && o != OutcomeAbandoned {
+		if ctx.Err() != nil && o != OutcomePaid && o != OutcomeAbandoned && o != OutcomeLeft {
 			o = OutcomeUnfinished
 		}
 		u.outcome, u.detail = o, fmt.Sprintf(format, args...)
@@ -519,6 +532,15 @@ func (r *runner) visit(ctx context.Context, u *user) {
 	}
 	if u.abandon {
 		end(OutcomeAbandoned, "held %v and left", u.seat)
+		return
+	}
+	if u.leave {
+		res := r.send(ctx, u.rng, r.userCall(u, opLeave, http.MethodDelete, "/api/v1/concerts/"+r.cfg.ConcertCode+"/token", nil), nil)
+		if !res.ok() {
+			end(OutcomeFailed, "leave: %s", res.describe())
+			return
+		}
+		end(OutcomeLeft, "held %v and gave it back", u.seat)
 		return
 	}
 	outcome, detail = r.pay(ctx, u)

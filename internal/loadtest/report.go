@@ -65,6 +65,8 @@ type Report struct {
 	UsersEnded int            `json:"usersEnded"`
 	Paid       int            `json:"paid"`
 	Abandoned  int            `json:"abandoned"`
+	// Left counts users who held a seat and gave it back by leaving.
+	Left int `json:"left"`
 
 	TokenP50Ms float64 `json:"tokenP50Ms"`
 	TokenP99Ms float64 `json:"tokenP99Ms"`
@@ -169,6 +171,8 @@ func (r *runner) report(setup time.Duration, start, end time.Time) *Report {
 			rep.Paid++
 		case OutcomeAbandoned:
 			rep.Abandoned++
+		case OutcomeLeft:
+			rep.Left++
 		case OutcomeFailed:
 			if len(rep.FailureSamples) < 5 {
 				rep.FailureSamples = append(rep.FailureSamples, u.detail)
