@@ -526,7 +526,7 @@ const (
 // fuzzRoutes covers every route of the route table, each query parameter a handler reads, and paths that
 // match no route.
 var fuzzRoutes = []fuzzRoute{
-	{path: "/api/v1/concerts/{p}/token", session: []string{http.MethodGet}, accepts: func(m, p string, b []byte) string {
+	{path: "/api/v1/concerts/{p}/token", session: []string{http.MethodGet, http.MethodDelete}, accepts: func(m, p string, b []byte) string {
 		if m != http.MethodPost {
 			return ""
 		}
@@ -611,6 +611,26 @@ var fuzzRoutes = []fuzzRoute{
 	{path: "/metrics"},
 	{path: "/{p}"},
 	{path: "/api/v1/{p}"},
+	{path: "/api/v1/concerts"},
+	{path: "/api/v1/users/{p}/bookings", accepts: fuzzNeedsUUIDPath},
+	{path: "/api/v1/users/" + fuzzUser + "/bookings?limit={q}", accepts: func(_, p string, _ []byte) string {
+		if n, err := strconv.Atoi(p); p != "" && (err != nil || n < 1 || n > 100) {
+			return "a limit that is not an integer between 1 and 100"
+		}
+		return ""
+	}},
+	{path: "/api/v1/users/" + fuzzUser + "/bookings?pageToken={q}"},
+}
+
+// fuzzUser is a well-formed user UUID in fuzzed paths; it may or may not exist.
+const fuzzUser = "3f2a6c1e-8d4b-4c8e-9a51-2b7f0e9d4c11"
+
+// fuzzNeedsUUIDPath says why a 2xx for a path parameter that is not a canonical UUID would be wrong.
+func fuzzNeedsUUIDPath(_, p string, _ []byte) string {
+	if !fuzzCanonicalUUID.MatchString(p) {
+		return "a malformed UUID"
+	}
+	return ""
 }
 
 // fuzzMember returns a top-level member of a JSON object body, or nil.
@@ -684,9 +704,10 @@ func FuzzEndpoints(f *testing.F) {
 	const (
 		rToken, rConcert, rSeats, rSeatsDate, rConcertUUID, rUsers, rBalance, rPayments, rAdminConcerts,
 		rAdmission, rListCode, rListStatus, rListStuck, rListLimit, rListPage, rCancel, rHealth, rReady,
-		rOpenAPI, rMetrics, rRoot, rV1 = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21
+		rOpenAPI, rMetrics, rRoot, rV1, rConcerts, rBookings, rBookingsLimit, rBookingsPage = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+			10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25
 	)
-	if len(fuzzRoutes) != rV1+1 || fuzzRoutes[rAdminConcerts].path != fuzzRouteCreateConcert ||
+	if len(fuzzRoutes) != rBookingsPage+1 || fuzzRoutes[rAdminConcerts].path != fuzzRouteCreateConcert ||
 		fuzzRoutes[rListPage].path != fuzzRoutePageToken || fuzzRoutes[rCancel].path != fuzzRouteCancel {
 		f.Fatal("the route indexes of the seeds no longer match fuzzRoutes")
 	}
@@ -865,6 +886,19 @@ func FuzzEndpoints(f *testing.F) {
 		{head, rConcert, fuzzConcert, "", "Bearer {active}"},
 		{options, rUsers, "", "", ""},
 		{put, rAdminConcerts, "", concert("FZ3", "1", "3"), "Bearer {admin}"},
+		// Leaving (DELETE on the token), without a token and with another concert's.
+		{del, rToken, fuzzConcert, "", ""},
+		{del, rToken, fuzzConcert, "", "Bearer {other}"},
+		// The public concert list and a fan's bookings.
+		{get, rConcerts, "", "", ""},
+		{post, rConcerts, "", "{}", ""},
+		{get, rBookings, "{user}", "", ""},
+		{get, rBookings, "not-a-uuid", "", ""},
+		{get, rBookingsLimit, "0", "", ""},
+		{get, rBookingsLimit, "5", "", ""},
+		{get, rBookingsLimit, "1e3", "", ""},
+		{get, rBookingsPage, "nope!", "", ""},
+		{get, rBookingsPage, "MTI", "", ""},
 	} {
 		f.Add(s.method, s.route, s.param, []byte(s.body), s.token, "")
 	}
