@@ -7,6 +7,7 @@ package testbackend
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,7 +59,16 @@ func Start(tb testing.TB, log *slog.Logger, webUI bool) *Backend {
 	if webUI {
 		ui = 0 // a free port
 	}
-	srv, err := devserver.Start(ctx, devserver.Options{UIPort: ui, Logger: log, SearchAttributes: workflows.SearchAttributes()})
+	// The server's ports are picked free, released, then bound: with many stacks and connections opening at
+	// once on 2 cores, another listener or an outgoing connection's ephemeral port can take one in between.
+	// That is a test-machine race, not a failure of the code under test: pick again.
+	var srv *devserver.Server
+	for attempt := 0; attempt < 3; attempt++ {
+		srv, err = devserver.Start(ctx, devserver.Options{UIPort: ui, Logger: log, SearchAttributes: workflows.SearchAttributes()})
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
 	if err != nil {
 		tb.Fatalf("testbackend: start Temporal: %v", err)
 	}
