@@ -76,6 +76,7 @@ type Handler struct {
 	seatMaps     *ttlCache[encodedBody]
 	dateLists    *ttlCache[encodedBody]
 	concertList  *ttlCache[encodedBody]
+	openings     *ttlCache[time.Time]
 }
 
 //go:embed openapi.yaml
@@ -117,7 +118,7 @@ func New(store *db.Store, tc client.Client, cfg Config) (http.Handler, error) {
 		byUser:  newLimiter(cfg.UserRateLimit), byAddress: newLimiter(cfg.AddressRateLimit),
 		queues: newTTLCache[db.QueueSnapshot](ReadCacheTTL), readSessions: newTTLCache[booking.Session](ReadCacheTTL),
 		seatMaps: newTTLCache[encodedBody](ReadCacheTTL), dateLists: newTTLCache[encodedBody](ReadCacheTTL),
-		concertList: newTTLCache[encodedBody](ReadCacheTTL)}
+		concertList: newTTLCache[encodedBody](ReadCacheTTL), openings: newTTLCache[time.Time](ReadCacheTTL)}
 	return h.routes(), nil
 }
 

@@ -133,8 +133,14 @@ func (h *Handler) createConcert(w http.ResponseWriter, r *http.Request) {
 	if c.MaxTicketsPerUser > 0 {
 		limit = &c.MaxTicketsPerUser
 	}
+	var opens *time.Time
+	if !c.OpensAt.IsZero() {
+		t := c.OpensAt.UTC()
+		opens = &t
+	}
 	writeJSON(w, http.StatusCreated, map[string]any{
-		"concertCode": c.Code, "title": c.Title, "maxActive": c.MaxActive, "maxTicketsPerUser": limit, "dates": dates,
+		"concertCode": c.Code, "title": c.Title, "maxActive": c.MaxActive, "maxTicketsPerUser": limit,
+		"opensAt": opens, "dates": dates,
 	})
 }
 
@@ -171,6 +177,17 @@ func parseConcert(b body) (db.NewConcert, *Problem) {
 			return c, invalid("maxTicketsPerUser must be between 1 and %d, or null for no limit", maxTicketsPerUser)
 		}
 		c.MaxTicketsPerUser = int(limit)
+	}
+	if v, ok := b["opensAt"]; ok && v != nil {
+		raw, p := b.str("opensAt")
+		if p != nil {
+			return c, p
+		}
+		at, err := time.Parse(time.RFC3339, raw)
+		if err != nil {
+			return c, invalid("opensAt must be an instant with its zone, like 2026-12-01T10:00:00Z")
+		}
+		c.OpensAt = at
 	}
 	dates, p := b.list("dates")
 	if p != nil {

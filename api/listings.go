@@ -14,6 +14,7 @@ import (
 type concertListing struct {
 	ConcertCode string         `json:"concertCode"`
 	Title       string         `json:"title"`
+	OpensAt     *time.Time     `json:"opensAt"`
 	SeatsLeft   int            `json:"seatsLeft"`
 	Dates       []dateResponse `json:"dates"`
 }
@@ -30,6 +31,10 @@ func (h *Handler) listConcerts(w http.ResponseWriter, r *http.Request) {
 		out := make([]concertListing, len(onSale))
 		for i, c := range onSale {
 			l := concertListing{ConcertCode: c.Code, Title: c.Title, Dates: make([]dateResponse, len(c.Dates))}
+			if !c.OpensAt.IsZero() {
+				t := c.OpensAt.UTC()
+				l.OpensAt = &t
+			}
 			for j, d := range c.Dates {
 				l.Dates[j] = dateResponse{ConcertDate: booking.FormatDate(d.Date), AvailableSeats: d.Available}
 				l.SeatsLeft += d.Available

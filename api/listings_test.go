@@ -3,6 +3,7 @@ package api_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -124,4 +125,44 @@ func TestAConcertsTicketLimitHoldsAcrossAFansSessions(t *testing.T) {
 
 	o := s.Token("ONE-EACH", other).Str("token")
 	assert.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/ONE-EACH", o, reserveBody(other, eve, 2)).Status)
+}
+
+// TestAFanWhoComesBeforeTheOpeningWaitsInThePreQueue proves opensAt end to end: set at creation and shown
+// in the concert list; a fan who asks before it waits with no position and a wait counting down to the
+// opening, even with slots free; once the sale opens the waiting room draws and admits.
+func TestAFanWhoComesBeforeTheOpeningWaitsInThePreQueue(t *testing.T) {
+	t.Parallel()
+	s := teststack.Start(t, teststack.Options{})
+	opens := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	c := s.Do(http.MethodPost, "/api/v1/admin/concerts", teststack.AdminToken, map[string]any{
+		"concertCode": "SOON", "title": "Soon", "maxActive": 5, "opensAt": opens.Format(time.RFC3339),
+		"dates": []map[string]any{{"concertDate": eve, "seats": 4, "price": price}},
+	})
+	require.Equal(t, http.StatusCreated, c.Status, string(c.Raw))
+	assert.Equal(t, opens.Format(time.RFC3339), c.Str("opensAt"))
+	list := s.Do(http.MethodGet, "/api/v1/concerts", "", nil)
+	assert.Equal(t, opens.Format(time.RFC3339), list.Body["concerts"].([]any)[0].(map[string]any)["opensAt"])
+
+	early, earlier := s.CreateUser(0), s.CreateUser(0)
+	a, b := s.Token("SOON", early), s.Token("SOON", earlier)
+	for _, tok := range []teststack.Response{a, b} {
+		assert.Equal(t, "WAITING", tok.Str("status"), "nobody is admitted before the opening, slots free or not")
+		assert.EqualValues(t, 0, tok.Int("position"), "no place before the draw")
+		assert.Equal(t, opens.Format(time.RFC3339), tok.Str("opensAt"))
+		assert.InDelta(t, time.Hour.Seconds(), float64(tok.Int("estimatedWaitSeconds")), 60)
+	}
+	poll := s.Do(http.MethodGet, "/api/v1/concerts/SOON/token", a.Str("token"), nil)
+	assert.Equal(t, opens.Format(time.RFC3339), poll.Str("opensAt"))
+
+	_, err := s.SQL.Exec(`UPDATE concerts SET opens_at = now() WHERE code = 'SOON'`) // the hour has passed
+	require.NoError(t, err)
+	r := s.Do(http.MethodPost, "/api/v1/admin/concerts/SOON/admission", teststack.AdminToken, map[string]any{"maxActive": 5})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw)) // a settings change wakes the waiting room now
+	waitForStatus(t, s, "SOON", a.Str("token"), "ACTIVE")
+	waitForStatus(t, s, "SOON", b.Str("token"), "ACTIVE")
+	assert.Empty(t, s.Do(http.MethodGet, "/api/v1/concerts/SOON/token", a.Str("token"), nil).Str("opensAt"))
+	assert.Equal(t, http.StatusBadRequest, s.Do(http.MethodPost, "/api/v1/admin/concerts", teststack.AdminToken, map[string]any{
+		"concertCode": "BAD-OPEN", "title": "x", "maxActive": 1, "opensAt": "2026-12-01T10:00:00",
+		"dates": []map[string]any{{"concertDate": eve, "seats": 1, "price": price}},
+	}).Status, "an opening without its zone is refused")
 }

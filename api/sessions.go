@@ -21,6 +21,8 @@ type sessionView struct {
 	Position int64
 	// EstimatedWait is how long the session will probably wait, from the recent admission rate.
 	EstimatedWait time.Duration
+	// OpensAt is set for a session in the pre-queue: the sale opens then, and the draw gives it its place.
+	OpensAt time.Time
 }
 
 // tokenResponse is the answer to a token request.
@@ -29,6 +31,8 @@ type tokenResponse struct {
 	Status               string `json:"status"`
 	Position             int64  `json:"position"`
 	EstimatedWaitSeconds int64  `json:"estimatedWaitSeconds"`
+	// OpensAt is when the sale opens, for a fan in the pre-queue (who has no place in line until then).
+	OpensAt *time.Time `json:"opensAt,omitempty"`
 }
 
 // tokenStatusResponse is the answer to a status poll.
@@ -38,6 +42,7 @@ type tokenStatusResponse struct {
 	EstimatedWaitSeconds int64      `json:"estimatedWaitSeconds"`
 	ActiveUntil          *time.Time `json:"activeUntil"`
 	HeldUntil            *time.Time `json:"heldUntil"`
+	OpensAt              *time.Time `json:"opensAt,omitempty"`
 }
 
 // issueToken takes the fan's place in the concert's waiting room: one PostgreSQL transaction decides it
@@ -101,6 +106,7 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 	view := sessionView{Session: sess}
 	switch {
 	case status != booking.StatusWaiting:
+	case h.preQueued(ctx, &view):
 	case created:
 		// Counted in the join's own statement: no other query, so a stampede's tokens wait for nothing else.
 		if haveSnap {
@@ -134,8 +140,32 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, code201, tokenResponse{
 		Token: h.tokens.Sign(sess.ID), Status: string(view.Status), Position: view.Position,
-		EstimatedWaitSeconds: seconds(view.EstimatedWait),
+		EstimatedWaitSeconds: seconds(view.EstimatedWait), OpensAt: opensAt(view),
 	})
+}
+
+// preQueued fills in the place of a waiting session whose concert's sale has not opened (or whose pre-queue
+// is not drawn yet): no position, since the draw at opening gives it one, and a wait until the opening. It
+// reports whether the session is in the pre-queue. The opening is read at most once per ReadCacheTTL.
+func (h *Handler) preQueued(ctx context.Context, v *sessionView) bool {
+	at, err := h.openings.get(ctx, v.ConcertCode, func(ctx context.Context) (time.Time, error) {
+		return h.store.PendingOpening(ctx, v.ConcertCode)
+	})
+	if err != nil || at.IsZero() {
+		return false // a failed read shows the usual place; the next poll tries again
+	}
+	v.Position, v.OpensAt = 0, at
+	v.EstimatedWait = max(time.Until(at), h.cfg.AdmissionTick)
+	return true
+}
+
+// opensAt is the opening of a pre-queued session's concert, for the answers; nil for everyone else.
+func opensAt(v sessionView) *time.Time {
+	if v.OpensAt.IsZero() {
+		return nil
+	}
+	t := v.OpensAt.UTC()
+	return &t
 }
 
 // sessionRef names a session's workflow for the door to Temporal.
@@ -165,7 +195,8 @@ func (h *Handler) tokenStatus(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
-	resp := tokenStatusResponse{Status: string(s.Status), Position: s.Position, EstimatedWaitSeconds: seconds(s.EstimatedWait)}
+	resp := tokenStatusResponse{Status: string(s.Status), Position: s.Position, EstimatedWaitSeconds: seconds(s.EstimatedWait),
+		OpensAt: opensAt(s)}
 	switch s.Status {
 	case booking.StatusActive:
 		resp.ActiveUntil = timePtr(s.ActiveUntil)
@@ -497,7 +528,7 @@ func (h *Handler) loadQueue(code string) func(context.Context) (db.QueueSnapshot
 // committing when the snapshot was taken), so even a token issued in a stampede learns its place in line.
 func (h *Handler) place(ctx context.Context, s booking.Session) (sessionView, error) {
 	v := sessionView{Session: s}
-	if booking.Status(s.Status) != booking.StatusWaiting {
+	if s.Status != booking.StatusWaiting || h.preQueued(ctx, &v) {
 		return v, nil
 	}
 	q, err := h.queues.get(ctx, s.ConcertCode, h.loadQueue(s.ConcertCode))

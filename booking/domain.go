@@ -113,13 +113,18 @@ type AdmissionStep struct {
 	// Repaired is how many sessions this step ended because they were far past their windows and their
 	// workflows had not ended them (terminated, or never ran).
 	Repaired int `json:",omitempty"`
+	// OpensAt is when the concert's sale opens, while it has not: nobody is admitted before, and the first
+	// step after it draws the pre-queue's order.
+	OpensAt time.Time `json:",omitzero"`
 }
 
 // OnSale is a concert a fan can still buy for: its performances with the seats free now.
 type OnSale struct {
 	Code  string
 	Title string
-	Dates []DateSeats
+	// OpensAt is when the sale opens, if it has an opening time; fans who ask before it join the pre-queue.
+	OpensAt time.Time
+	Dates   []DateSeats
 }
 
 // DateSeats is one performance and how many of its seats a fan could hold now (a lapsed hold counts as free).

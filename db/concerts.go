@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -24,7 +25,9 @@ type NewConcert struct {
 	MaxActive int
 	// MaxTicketsPerUser limits the seats one fan holds and buys for the concert; 0 is no limit.
 	MaxTicketsPerUser int
-	Dates             []NewConcertDate
+	// OpensAt is when the sale opens (see migration 0008); zero opens it at once.
+	OpensAt time.Time
+	Dates   []NewConcertDate
 }
 
 // NewConcertDate is one performance of a new concert.
@@ -50,13 +53,17 @@ type Seat struct {
 // CreateConcert stores a concert with its dates and seats in one transaction; ErrDuplicate if the code or a
 // date is taken.
 func (s *Store) CreateConcert(ctx context.Context, c NewConcert) error {
-	const insConcert = `INSERT INTO concerts (code, title, max_active, max_tickets_per_user) VALUES ($1, $2, $3, NULLIF($4, 0))`
+	const insConcert = `INSERT INTO concerts (code, title, max_active, max_tickets_per_user, opens_at) VALUES ($1, $2, $3, NULLIF($4, 0), $5)`
 	const insDate = `INSERT INTO concert_dates (concert_code, concert_date) VALUES ($1, $2)`
 	const insSeats = `
 INSERT INTO seats (concert_code, concert_date, seat_number, price)
 SELECT $1, $2, n, $4 FROM generate_series(1, $3::int) AS n`
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, insConcert, c.Code, c.Title, c.MaxActive, c.MaxTicketsPerUser); err != nil {
+		var opens sql.NullTime
+		if !c.OpensAt.IsZero() {
+			opens = sql.NullTime{Time: c.OpensAt, Valid: true}
+		}
+		if _, err := tx.ExecContext(ctx, insConcert, c.Code, c.Title, c.MaxActive, c.MaxTicketsPerUser, opens); err != nil {
 			return err
 		}
 		for _, d := range c.Dates {
@@ -134,4 +141,16 @@ RETURNING code, title, max_active, admission_paused, created_at`
 		return Concert{}, noRows(err, "concert "+code)
 	}
 	return c, nil
+}
+
+// PendingOpening is when the concert's sale opens, while its pre-queue has not been drawn yet (the waiting
+// room draws it at its first step after the opening); zero once drawn, or for a concert without an opening
+// time. ErrNotFound for an unknown concert.
+func (s *Store) PendingOpening(ctx context.Context, code string) (time.Time, error) {
+	var at sql.NullTime
+	const q = `SELECT CASE WHEN drawn_at IS NULL THEN opens_at END FROM concerts WHERE code = $1`
+	if err := s.db.GetContext(ctx, &at, q, code); err != nil {
+		return time.Time{}, noRows(err, "concert "+code)
+	}
+	return at.Time, nil
 }

@@ -100,7 +100,8 @@ func (s *Store) joinWaiting(ctx context.Context, p NewSession) (Joined, bool, er
 	const q = `
 WITH st AS (
     SELECT c.code, c.max_active, c.admission_paused, c.max_active - (` + liveCountOf + `) AS free,
-           EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND status = 'WAITING') AS waiting
+           EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND status = 'WAITING') AS waiting,
+           c.opens_at IS NOT NULL AND (c.opens_at > now() OR c.drawn_at IS NULL) AS unopened
     FROM concerts c
     WHERE c.code = $1
       AND EXISTS (SELECT 1 FROM seats WHERE concert_code = c.code AND status <> 'SOLD')
@@ -108,7 +109,7 @@ WITH st AS (
                                                 AND status IN ('WAITING', 'ACTIVE', 'HELD'))
 ), ins AS (
     INSERT INTO sessions (id, workflow_id, concert_code, user_uuid, status, notified, hold_window_us)
-    SELECT $3, $4, st.code, $2, 'WAITING', true, $5 FROM st WHERE st.admission_paused OR st.waiting OR st.free <= 0
+    SELECT $3, $4, st.code, $2, 'WAITING', true, $5 FROM st WHERE st.admission_paused OR st.waiting OR st.free <= 0 OR st.unopened
     RETURNING ` + sessionColumns + `
 )
 SELECT ins.*, ` + waitingAhead6 + ` AS ahead, st.max_active,

@@ -13,20 +13,21 @@ import (
 // seats free now. Sold-out concerts are left out.
 func (s *Store) ConcertsOnSale(ctx context.Context) ([]booking.OnSale, error) {
 	const q = `
-SELECT c.code, c.title, d.concert_date,
+SELECT c.code, c.title, c.opens_at, d.concert_date,
        count(*) FILTER (WHERE st.status = 'AVAILABLE' OR (st.status = 'HELD' AND st.held_until <= now())) AS available,
        count(*) FILTER (WHERE st.status <> 'SOLD') AS unsold
 FROM concerts c
 JOIN concert_dates d ON d.concert_code = c.code
 JOIN seats st ON st.concert_code = d.concert_code AND st.concert_date = d.concert_date
-GROUP BY c.code, c.title, d.concert_date
+GROUP BY c.code, c.title, c.opens_at, d.concert_date
 ORDER BY c.code, d.concert_date`
 	var rows []struct {
-		Code      string    `db:"code"`
-		Title     string    `db:"title"`
-		Date      time.Time `db:"concert_date"`
-		Available int       `db:"available"`
-		Unsold    int       `db:"unsold"`
+		Code      string       `db:"code"`
+		Title     string       `db:"title"`
+		OpensAt   sql.NullTime `db:"opens_at"`
+		Date      time.Time    `db:"concert_date"`
+		Available int          `db:"available"`
+		Unsold    int          `db:"unsold"`
 	}
 	if err := s.db.SelectContext(ctx, &rows, q); err != nil {
 		return nil, fmt.Errorf("concerts on sale: %w", err)
@@ -35,7 +36,7 @@ ORDER BY c.code, d.concert_date`
 	unsold := 0
 	for i, r := range rows {
 		if i == 0 || rows[i-1].Code != r.Code {
-			out = append(out, booking.OnSale{Code: r.Code, Title: r.Title})
+			out = append(out, booking.OnSale{Code: r.Code, Title: r.Title, OpensAt: r.OpensAt.Time})
 			unsold = 0
 		}
 		c := &out[len(out)-1]

@@ -374,16 +374,33 @@ FROM stale`
 	case !errors.Is(err, sql.ErrNoRows):
 		return booking.AdmissionStep{}, fmt.Errorf("admit next of %s: %w", code, err)
 	}
+	const lockForStep = `
+SELECT max_active, admission_paused, opens_at, draw_salt::text AS draw_salt,
+       opens_at > now() AS before_opening, opens_at <= now() AND drawn_at IS NULL AS draw_due
+FROM concerts WHERE code = $1 FOR NO KEY UPDATE`
 	var res booking.AdmissionStep
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var cfg struct {
-			MaxActive int  `db:"max_active"`
-			Paused    bool `db:"admission_paused"`
+			MaxActive     int          `db:"max_active"`
+			Paused        bool         `db:"admission_paused"`
+			OpensAt       sql.NullTime `db:"opens_at"`
+			Salt          string       `db:"draw_salt"`
+			BeforeOpening sql.NullBool `db:"before_opening"`
+			DrawDue       sql.NullBool `db:"draw_due"`
 		}
-		if err := tx.GetContext(ctx, &cfg, lockConcert, code); err != nil {
+		if err := tx.GetContext(ctx, &cfg, lockForStep, code); err != nil {
 			return noRows(err, "concert "+code)
 		}
 		res.MaxActive, res.Paused = cfg.MaxActive, cfg.Paused
+		beforeOpening := cfg.BeforeOpening.Bool
+		if beforeOpening {
+			res.OpensAt = cfg.OpensAt.Time // nobody is admitted before the opening
+		}
+		if cfg.DrawDue.Bool {
+			if err := drawPreQueue(ctx, tx, code, cfg.OpensAt.Time, cfg.Salt); err != nil {
+				return err
+			}
+		}
 		r, err := tx.ExecContext(ctx, repair, code, grace)
 		if err != nil {
 			return err
@@ -405,7 +422,7 @@ FROM stale`
 				return err
 			}
 			res.Live = 0
-		case !cfg.Paused && res.Live < cfg.MaxActive:
+		case !cfg.Paused && !beforeOpening && res.Live < cfg.MaxActive:
 			n := min(cfg.MaxActive-res.Live, AdmitBatchLimit)
 			r, err := tx.ExecContext(ctx, admit, code, n, micros(admissionWindow))
 			if err != nil {
@@ -516,4 +533,32 @@ LIMIT $4`
 			SeatNumber: int(r.SeatNumber.Int64), RepairBy: r.RepairBy}
 	}
 	return out, nil
+}
+
+// drawPreQueue deals the sequence numbers of the concert's pre-queue (the sessions that joined before
+// opensAt and still wait) out again in a random order fixed by the concert's secret salt, and records the
+// draw. It runs in the waiting room's step under the concert's lock, so it happens once: a step that crashes
+// rolls it back whole and the next deals the same order. Every later arrival has a larger sequence number,
+// so it lines up behind the pre-queue in arrival order.
+func drawPreQueue(ctx context.Context, tx *sqlx.Tx, code string, opensAt time.Time, salt string) error {
+	// Sequence numbers are unique: the new ones are parked negative first, then turned back.
+	const deal = `
+WITH pre AS (
+    SELECT id, seq FROM sessions WHERE concert_code = $1 AND status = 'WAITING' AND created_at < $2
+), drawn AS (
+    SELECT id, row_number() OVER (ORDER BY md5($3 || id), id) AS r FROM pre
+), places AS (
+    SELECT seq, row_number() OVER (ORDER BY seq) AS r FROM pre
+)
+UPDATE sessions x SET seq = -places.seq FROM drawn JOIN places USING (r) WHERE x.id = drawn.id`
+	const settle = `UPDATE sessions SET seq = -seq WHERE concert_code = $1 AND seq < 0`
+	const record = `UPDATE concerts SET drawn_at = now() WHERE code = $1`
+	if _, err := tx.ExecContext(ctx, deal, code, opensAt, salt); err != nil {
+		return fmt.Errorf("draw the pre-queue of %s: %w", code, err)
+	}
+	if _, err := tx.ExecContext(ctx, settle, code); err != nil {
+		return fmt.Errorf("draw the pre-queue of %s: %w", code, err)
+	}
+	_, err := tx.ExecContext(ctx, record, code)
+	return err
 }

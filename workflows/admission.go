@@ -14,6 +14,11 @@ import (
 // soldOutKeepsWatch is the change ID of the waiting room staying open after the sell-out.
 const soldOutKeepsWatch = "sold-out-keeps-watch"
 
+// waitsForOpening is the change ID of the waiting room sleeping until a concert's sale opens (a step
+// reports AdmissionStep.OpensAt) instead of stepping every tick while its pre-queue waits. Only a waiting
+// room of a concert with an opening time ever reaches it.
+const waitsForOpening = "waits-for-opening"
+
 // sleepsWhileFull is the change ID of the waiting room that, with every slot taken, sleeps until a slot
 // frees (the first live window ends, or a session that ends early nudges it) instead of stepping every Tick.
 const sleepsWhileFull = "sleeps-while-full"
@@ -76,7 +81,12 @@ func Admission(ctx workflow.Context, in AdmissionInput) error {
 			return nil
 		}
 		var sleep time.Duration
+		opening := !res.OpensAt.IsZero() && res.OpensAt.After(workflow.Now(ctx))
 		switch {
+		case opening && workflow.GetVersion(ctx, waitsForOpening, workflow.DefaultVersion, 1) == 1:
+			// Nobody is admitted before the sale opens: sleep until then (a settings change still wakes it);
+			// the first step after it draws the pre-queue.
+			sleep = res.OpensAt.Sub(workflow.Now(ctx)) + slotMargin
 		case res.Admitted > 0 && res.Waiting > 0 && !res.Paused && res.Live < res.MaxActive:
 			continue // a full batch went in and there is room for more
 		case res.Waiting > 0 && !res.Paused:

@@ -335,3 +335,19 @@ func TestAdmission_InvalidInput_FailsWithoutStepping(t *testing.T) {
 		})
 	}
 }
+
+// A concert whose sale opens later: its waiting room admits nobody before, and sleeps until the opening
+// (no step every tick while the pre-queue waits), then steps, and the step draws and admits.
+func TestAdmission_BeforeTheOpening_SleepsUntilIt(t *testing.T) {
+	h := newAdmissionHarness(t)
+	opens := t0.Add(10 * time.Minute)
+	h.expectStep(booking.AdmissionStep{Waiting: 3, MaxActive: 5, OpensAt: opens})
+	h.expectStep(booking.AdmissionStep{Admitted: 3, Live: 3, MaxActive: 5})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []time.Duration{0, 10*time.Minute + slotMargin, 10*time.Minute + slotMargin + admissionIdle}, h.stepTimes())
+}
