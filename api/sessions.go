@@ -129,9 +129,9 @@ func (h *Handler) issueToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if created && status == booking.StatusWaiting && view.Position == 1 {
-		// The queue was empty: make sure the waiting room is awake to admit this session. The answer does not
-		// wait for the signal.
+	if created && status == booking.StatusWaiting && (view.Position == 1 || (!view.OpensAt.IsZero() && !time.Now().Before(view.OpensAt))) {
+		// The queue was empty, or the sale has opened and its pre-queue is not drawn yet (the step that draws
+		// it is due now): make sure the waiting room is awake. The answer does not wait for the signal.
 		h.wakeAdmissionAsync(ctx, code)
 	}
 	code201 := http.StatusOK

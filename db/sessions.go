@@ -335,7 +335,8 @@ FROM concerts c WHERE c.code = $1`
 	const quiet = `
 SELECT c.max_active, c.admission_paused, (` + liveCountOf + `) AS live,
        (` + nextFreeOf + `) AS next_free,
-       (SELECT count(*) FROM sessions WHERE concert_code = c.code AND NOT notified) AS untold
+       (SELECT count(*) FROM sessions WHERE concert_code = c.code AND NOT notified) AS untold,
+       CASE WHEN c.opens_at > now() THEN c.opens_at END AS opens_at
 FROM concerts c
 WHERE c.code = $1
   AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND status = 'WAITING')
@@ -366,11 +367,15 @@ FROM stale`
 		Live      int          `db:"live"`
 		NextFree  sql.NullTime `db:"next_free"`
 		Untold    int          `db:"untold"`
+		OpensAt   sql.NullTime `db:"opens_at"`
 	}
 	grace := micros(s.repairGrace())
 	switch err := s.db.GetContext(ctx, &q, quiet, code, grace); {
 	case err == nil:
-		return booking.AdmissionStep{MaxActive: q.MaxActive, Paused: q.Paused, Live: q.Live, NextFree: q.NextFree.Time, Untold: q.Untold}, nil
+		// A concert that opens later says so even with nobody waiting yet: its waiting room then sleeps until
+		// the opening, and the fans who join before it need not wake it.
+		return booking.AdmissionStep{MaxActive: q.MaxActive, Paused: q.Paused, Live: q.Live, NextFree: q.NextFree.Time,
+			Untold: q.Untold, OpensAt: q.OpensAt.Time}, nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return booking.AdmissionStep{}, fmt.Errorf("admit next of %s: %w", code, err)
 	}

@@ -102,6 +102,11 @@ var laterSessionPaths = []capturedPath{
 }
 
 var admissionPaths = []capturedPath{
+	// A concert whose sale opened a few seconds after its creation: the room slept until the opening (one
+	// version marker), then drew the pre-queue and admitted both fans.
+	{"admission-opened-with-a-draw", "Admission", cancelled, "",
+		[]string{signal(workflows.SignalWake), cancelRequest},
+		[]string{"AdmitNext", "NotifyAdmissions"}},
 	// Woken by the first two waiters, then by each payment that freed the one slot while someone waited.
 	{"admission-sold-out", "Admission", cancelled, "",
 		[]string{signal(workflows.SignalWake), signal(workflows.SignalWake), signal(workflows.SignalWake),

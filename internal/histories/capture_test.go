@@ -52,6 +52,7 @@ func TestCaptureHistories(t *testing.T) {
 	c.admittedAtOncePaid()
 	c.cancelledWhileActive()
 	c.leftWhileHeld()
+	c.openedWithADraw()
 	c.paidThenSoldOut()
 	c.writeAll()
 }
@@ -155,6 +156,29 @@ func (c *capturer) leftWhileHeld() {
 	c.expect(c.reserve("QUIT", tok.Str("token"), u, 1), http.StatusOK, "")
 	c.expect(s.Do(http.MethodDelete, "/api/v1/concerts/QUIT/token", tok.Str("token"), nil), http.StatusOK, "")
 	c.capture("session-left-while-held", id, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+}
+
+// openedWithADraw: a concert whose sale opens a few seconds after it is created. Two fans ask before the
+// opening and wait with slots free; the waiting room sleeps until the opening, draws their order and admits
+// both. The waiting room's run is captured (closed by a cancel request, as operators close it).
+func (c *capturer) openedWithADraw() {
+	s := c.s
+	opens := time.Now().Add(3 * time.Second).UTC()
+	r := s.Do(http.MethodPost, "/api/v1/admin/concerts", teststack.AdminToken, map[string]any{
+		"concertCode": "DOOR", "title": "Doors open", "maxActive": 5, "opensAt": opens.Format(time.RFC3339Nano),
+		"dates": []map[string]any{{"concertDate": eve, "seats": 4, "price": price}},
+	})
+	c.expect(r, http.StatusCreated, "")
+	a, b := s.CreateUser(0), s.CreateUser(0)
+	ta, tb := s.Token("DOOR", a), s.Token("DOOR", b)
+	require.Equal(c.t, "WAITING", ta.Str("status"))
+	require.Equal(c.t, "WAITING", tb.Str("status"))
+	for _, tok := range []teststack.Response{ta, tb} {
+		require.EventuallyWithT(c.t, func(ct *assert.CollectT) {
+			assert.Equal(ct, "ACTIVE", s.Do(http.MethodGet, "/api/v1/concerts/DOOR/token", tok.Str("token"), nil).Str("status"))
+		}, 30*time.Second, 100*time.Millisecond)
+	}
+	c.admissionRun("admission-opened-with-a-draw", "DOOR")
 }
 
 // paidThenSoldOut: a concert of two seats that admits one session at a time. The first user buys at once;
