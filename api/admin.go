@@ -26,9 +26,10 @@ const DefaultStuckGrace = time.Minute
 
 // admissionResponse reports a concert's waiting-room settings.
 type admissionResponse struct {
-	ConcertCode string `json:"concertCode"`
-	Paused      bool   `json:"paused"`
-	MaxActive   int    `json:"maxActive"`
+	ConcertCode string     `json:"concertCode"`
+	Paused      bool       `json:"paused"`
+	MaxActive   int        `json:"maxActive"`
+	OpensAt     *time.Time `json:"opensAt"`
 }
 
 // setAdmission pauses or resumes a concert's admission and changes maxActive; the waiting room is woken so
@@ -71,16 +72,54 @@ func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
 		v := int(n)
 		maxActive = &v
 	}
-	if paused == nil && maxActive == nil {
-		writeProblem(w, r, invalid("give paused, maxActive or both"))
+	var opensAt *time.Time
+	if raw, ok := b["opensAt"]; ok && string(raw) != "null" {
+		s, p := b.str("opensAt")
+		if p != nil {
+			writeProblem(w, r, p)
+			return
+		}
+		at, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			writeProblem(w, r, invalid("opensAt must be an instant with its zone, like 2026-12-01T10:00:00Z"))
+			return
+		}
+		opensAt = &at
+	}
+	if paused == nil && maxActive == nil && opensAt == nil {
+		writeProblem(w, r, invalid("give paused, maxActive, opensAt or several"))
 		return
+	}
+	if opensAt != nil {
+		switch err := h.store.SetOpening(ctx, code, *opensAt); {
+		case errors.Is(err, db.ErrSaleOpened):
+			writeProblem(w, r, problem(http.StatusConflict, "sale-opened", "the sale of "+code+" has opened; its opening can no longer move"))
+			return
+		case err != nil:
+			writeProblem(w, r, h.storeProblem(ctx, err, "concert-not-found", "no concert has code "+code))
+			return
+		}
 	}
 	c, err := h.store.SetAdmission(r.Context(), code, paused, maxActive)
 	if err != nil {
 		writeProblem(w, r, h.storeProblem(ctx, err, "concert-not-found", "no concert has code "+code))
 		return
 	}
+	opening, err := h.store.PendingOpening(ctx, code)
+	if err != nil {
+		writeProblem(w, r, h.storeProblem(ctx, err, "concert-not-found", "no concert has code "+code))
+		return
+	}
+	h.openings.forget(code)
+	var opens *time.Time
+	if !opening.IsZero() {
+		t := opening.UTC()
+		opens = &t
+	}
 	reason := fmt.Sprintf("paused=%t maxActive=%d", c.AdmissionPaused, c.MaxActive)
+	if opensAt != nil {
+		reason += " opensAt=" + opensAt.UTC().Format(time.RFC3339)
+	}
 	if _, err := h.store.RecordAudit(r.Context(), db.AuditEntry{
 		Action: "admission", Target: code, Actor: actor(r, nil), Reason: reason, Outcome: "applied",
 	}); err != nil {
@@ -90,7 +129,7 @@ func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
 		logFrom(ctx, h.log).Warn("Could not wake the waiting room", "concertCode", code, "error", err)
 	}
 	logFrom(ctx, h.log).Info("Admission changed", "concertCode", code, "paused", c.AdmissionPaused, "maxActive", c.MaxActive)
-	writeJSON(w, http.StatusOK, admissionResponse{ConcertCode: c.Code, Paused: c.AdmissionPaused, MaxActive: c.MaxActive})
+	writeJSON(w, http.StatusOK, admissionResponse{ConcertCode: c.Code, Paused: c.AdmissionPaused, MaxActive: c.MaxActive, OpensAt: opens})
 }
 
 // bookingView is one session as support staff see it.

@@ -154,13 +154,21 @@ func TestAFanWhoComesBeforeTheOpeningWaitsInThePreQueue(t *testing.T) {
 	poll := s.Do(http.MethodGet, "/api/v1/concerts/SOON/token", a.Str("token"), nil)
 	assert.Equal(t, opens.Format(time.RFC3339), poll.Str("opensAt"))
 
-	_, err := s.SQL.Exec(`UPDATE concerts SET opens_at = now() WHERE code = 'SOON'`) // the hour has passed
-	require.NoError(t, err)
-	r := s.Do(http.MethodPost, "/api/v1/admin/concerts/SOON/admission", teststack.AdminToken, map[string]any{"maxActive": 5})
-	require.Equal(t, http.StatusOK, r.Status, string(r.Raw)) // a settings change wakes the waiting room now
+	// An admin moves the opening up to a second from now: the fans see it, and the waiting room (woken by
+	// the change) sleeps until then, draws and admits.
+	sooner := time.Now().Add(time.Second).UTC()
+	r := s.Do(http.MethodPost, "/api/v1/admin/concerts/SOON/admission", teststack.AdminToken,
+		map[string]any{"opensAt": sooner.Format(time.RFC3339Nano)})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	assert.NotEmpty(t, r.Str("opensAt"))
+	assert.NotEqual(t, opens.Format(time.RFC3339), s.Do(http.MethodGet, "/api/v1/concerts/SOON/token", a.Str("token"), nil).Str("opensAt"))
 	waitForStatus(t, s, "SOON", a.Str("token"), "ACTIVE")
 	waitForStatus(t, s, "SOON", b.Str("token"), "ACTIVE")
 	assert.Empty(t, s.Do(http.MethodGet, "/api/v1/concerts/SOON/token", a.Str("token"), nil).Str("opensAt"))
+	moved := s.Do(http.MethodPost, "/api/v1/admin/concerts/SOON/admission", teststack.AdminToken,
+		map[string]any{"opensAt": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+	assert.Equal(t, http.StatusConflict, moved.Status, "an opened sale's opening no longer moves")
+	assert.Equal(t, "/problems/sale-opened", moved.ProblemType())
 	assert.Equal(t, http.StatusBadRequest, s.Do(http.MethodPost, "/api/v1/admin/concerts", teststack.AdminToken, map[string]any{
 		"concertCode": "BAD-OPEN", "title": "x", "maxActive": 1, "opensAt": "2026-12-01T10:00:00",
 		"dates": []map[string]any{{"concertDate": eve, "seats": 1, "price": price}},

@@ -62,6 +62,7 @@ var problemTitles = map[string]string{
 	"method-not-allowed":          "The method is not allowed on this resource",
 	"seat-taken":                  "The seat is held or sold",
 	"ticket-limit-reached":        "The ticket limit per fan is reached",
+	"sale-opened":                 "The sale has opened",
 	"already-holding":             "This session already holds a seat",
 	"no-seat-held":                "This session holds no seat",
 	"request-in-progress":         "Another request of this session is in progress",

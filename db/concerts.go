@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -153,4 +154,29 @@ func (s *Store) PendingOpening(ctx context.Context, code string) (time.Time, err
 		return time.Time{}, noRows(err, "concert "+code)
 	}
 	return at.Time, nil
+}
+
+// ErrSaleOpened means the concert's sale has opened already (or, without an opening time, has sessions): its
+// opening can no longer move.
+var ErrSaleOpened = errors.New("the sale has opened")
+
+// SetOpening moves the opening of a concert's sale to at, while it has not opened: its opening is still
+// ahead, or it has none and nobody has joined yet. ErrSaleOpened otherwise; ErrNotFound for an unknown
+// concert. The waiting room must be woken to sleep until the new time.
+func (s *Store) SetOpening(ctx context.Context, code string, at time.Time) error {
+	const q = `
+UPDATE concerts c SET opens_at = $2
+WHERE c.code = $1 AND c.drawn_at IS NULL
+  AND (c.opens_at > now() OR (c.opens_at IS NULL AND NOT EXISTS (SELECT 1 FROM sessions x WHERE x.concert_code = c.code)))`
+	r, err := s.db.ExecContext(ctx, q, code, at)
+	if err != nil {
+		return fmt.Errorf("set the opening of %s: %w", code, err)
+	}
+	if n, err := r.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	if _, err := s.GetConcert(ctx, code); err != nil {
+		return err
+	}
+	return ErrSaleOpened
 }
