@@ -137,3 +137,26 @@ func TestLoadtestReadBenchmarkComparesSeatMapsWithHealthz(t *testing.T) {
 	}
 	assert.InDelta(t, res.Seats.RequestsPerSecond/res.Healthz.RequestsPerSecond, res.SeatsRatio, 1e-9)
 }
+
+// TestLoadtestRunsAnOnSaleThatOpensAtATime runs `concert loadtest --opens-in`: every user arrives before
+// the opening and waits in the pre-queue; at the opening the waiting room draws and admits them, and every
+// invariant holds.
+func TestLoadtestRunsAnOnSaleThatOpensAtATime(t *testing.T) {
+	s := teststack.Start(t, teststack.Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var out, progress bytes.Buffer
+	err := runLoadtest(ctx, []string{
+		"--target", s.URL, "--admin-token", teststack.AdminToken,
+		"--users", "10", "--seats", "12", "--max-active", "3", "--ramp", "0s", "--abandon", "0", "--opens-in", "2s",
+		"--price", "1000", "--poll-min", "100ms", "--poll-max", "300ms", "--seed", "3", "--json",
+		"--database-url", s.DatabaseURL,
+	}, &out, &progress)
+	require.NoError(t, err, "progress:\n%s\nreport:\n%s", progress.String(), out.String())
+	var rep loadtest.Report
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rep), out.String())
+	assert.Equal(t, 10, rep.PreQueued, "everybody came before the opening")
+	assert.Zero(t, rep.AdmittedImmediately, "nobody is admitted before the opening")
+	assert.Equal(t, 10, rep.Paid, "%v", rep.Outcomes)
+	assert.True(t, rep.InvariantsOK, "violations: %v", rep.Violations)
+}

@@ -49,6 +49,9 @@ type Config struct {
 	// Leave is the share of users (0..1) who hold a seat and then leave (DELETE on the token), giving the
 	// seat and the slot back at once. Abandon + Leave is at most 1.
 	Leave float64
+	// OpensIn, when positive, opens the concert's sale that long after it is created: users who arrive
+	// before join the pre-queue, and the waiting room draws their order at the opening.
+	OpensIn time.Duration
 	// Concurrency bounds the users in flight at once; a user past the bound arrives when one finishes.
 	// 0 means every user (nobody is held back).
 	Concurrency int
@@ -239,6 +242,7 @@ type user struct {
 	paymentID   string
 	paidAt      time.Time
 	immediate   bool          // ACTIVE in the token answer itself
+	preQueued   bool          // the token answer said the sale had not opened yet
 	admittedLag time.Duration // for users that waited: admission to the poll that saw ACTIVE
 	lagValid    bool
 }
@@ -342,9 +346,7 @@ func (r *runner) setup(ctx context.Context) error {
 		dates[i] = map[string]any{"concertDate": d, "seats": r.cfg.Seats, "price": r.cfg.Price}
 	}
 	res := r.do(ctx, call{op: opCreateConcert, method: http.MethodPost, path: "/api/v1/admin/concerts", token: r.cfg.AdminToken,
-		body: map[string]any{
-			"concertCode": r.cfg.ConcertCode, "title": "Load test " + r.cfg.ConcertCode, "maxActive": r.cfg.MaxActive, "dates": dates,
-		}}, nil)
+		body: r.concertBody(dates)}, nil)
 	if res.status != http.StatusCreated {
 		return fmt.Errorf("create concert %s: %s", r.cfg.ConcertCode, res.describe())
 	}
@@ -559,10 +561,22 @@ const (
 )
 
 // join asks for a token. It returns the session's status.
+// concertBody is the admin request that puts the run's concert on sale.
+func (r *runner) concertBody(dates []map[string]any) map[string]any {
+	body := map[string]any{
+		"concertCode": r.cfg.ConcertCode, "title": "Load test " + r.cfg.ConcertCode, "maxActive": r.cfg.MaxActive, "dates": dates,
+	}
+	if r.cfg.OpensIn > 0 {
+		body["opensAt"] = time.Now().Add(r.cfg.OpensIn).UTC().Format(time.RFC3339Nano)
+	}
+	return body
+}
+
 func (r *runner) join(ctx context.Context, u *user) (string, bool) {
 	var tok struct {
-		Token  string `json:"token"`
-		Status string `json:"status"`
+		Token   string `json:"token"`
+		Status  string `json:"status"`
+		OpensAt string `json:"opensAt"`
 	}
 	r.firstToken.CompareAndSwap(0, time.Now().UnixNano())
 	r.joining.Add(1)
@@ -581,6 +595,7 @@ func (r *runner) join(ctx context.Context, u *user) (string, bool) {
 	}
 	u.token = tok.Token
 	u.immediate = tok.Status == statusActive
+	u.preQueued = tok.OpensAt != ""
 	return tok.Status, true
 }
 

@@ -67,6 +67,8 @@ type Report struct {
 	Abandoned  int            `json:"abandoned"`
 	// Left counts users who held a seat and gave it back by leaving.
 	Left int `json:"left"`
+	// PreQueued counts users who asked before the sale opened (--opens-in) and waited for the draw.
+	PreQueued int `json:"preQueued"`
 
 	TokenP50Ms float64 `json:"tokenP50Ms"`
 	TokenP99Ms float64 `json:"tokenP99Ms"`
@@ -181,6 +183,9 @@ func (r *runner) report(setup time.Duration, start, end time.Time) *Report {
 		if u.immediate {
 			rep.AdmittedImmediately++
 		}
+		if u.preQueued {
+			rep.PreQueued++
+		}
 		if u.lagValid {
 			rep.AdmittedAfterWait++
 			minLag = min(minLag, u.admittedLag)
@@ -245,6 +250,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		outs = append(outs, fmt.Sprintf("%s %d", k, rep.Outcomes[k]))
 	}
 	row("users", "%d/%d ended: %s", rep.UsersEnded, rep.Users, strings.Join(outs, ", "))
+	if rep.PreQueued > 0 {
+		row("pre-queue", "%d users asked before the opening and were drawn at it", rep.PreQueued)
+	}
 	row("admission lag", "p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d users who waited (%d admitted at once)",
 		rep.AdmissionLagP50Ms, rep.AdmissionLagP99Ms, rep.AdmissionLagMaxMs, rep.AdmittedAfterWait, rep.AdmittedImmediately)
 	if rep.AdmissionLagWarning != "" {
