@@ -111,11 +111,6 @@ func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.openings.forget(code)
-	var opens *time.Time
-	if !opening.IsZero() {
-		t := opening.UTC()
-		opens = &t
-	}
 	reason := fmt.Sprintf("paused=%t maxActive=%d", c.AdmissionPaused, c.MaxActive)
 	if opensAt != nil {
 		reason += " opensAt=" + opensAt.UTC().Format(time.RFC3339)
@@ -129,7 +124,7 @@ func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
 		logFrom(ctx, h.log).Warn("Could not wake the waiting room", "concertCode", code, "error", err)
 	}
 	logFrom(ctx, h.log).Info("Admission changed", "concertCode", code, "paused", c.AdmissionPaused, "maxActive", c.MaxActive)
-	writeJSON(w, http.StatusOK, admissionResponse{ConcertCode: c.Code, Paused: c.AdmissionPaused, MaxActive: c.MaxActive, OpensAt: opens})
+	writeJSON(w, http.StatusOK, admissionResponse{ConcertCode: c.Code, Paused: c.AdmissionPaused, MaxActive: c.MaxActive, OpensAt: optionalTime(opening)})
 }
 
 // bookingView is one session as support staff see it.

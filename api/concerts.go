@@ -133,14 +133,9 @@ func (h *Handler) createConcert(w http.ResponseWriter, r *http.Request) {
 	if c.MaxTicketsPerUser > 0 {
 		limit = &c.MaxTicketsPerUser
 	}
-	var opens *time.Time
-	if !c.OpensAt.IsZero() {
-		t := c.OpensAt.UTC()
-		opens = &t
-	}
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"concertCode": c.Code, "title": c.Title, "maxActive": c.MaxActive, "maxTicketsPerUser": limit,
-		"opensAt": opens, "dates": dates,
+		"opensAt": optionalTime(c.OpensAt), "dates": dates,
 	})
 }
 

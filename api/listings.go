@@ -30,11 +30,8 @@ func (h *Handler) listConcerts(w http.ResponseWriter, r *http.Request) {
 		}
 		out := make([]concertListing, len(onSale))
 		for i, c := range onSale {
-			l := concertListing{ConcertCode: c.Code, Title: c.Title, Dates: make([]dateResponse, len(c.Dates))}
-			if !c.OpensAt.IsZero() {
-				t := c.OpensAt.UTC()
-				l.OpensAt = &t
-			}
+			l := concertListing{ConcertCode: c.Code, Title: c.Title, OpensAt: optionalTime(c.OpensAt),
+				Dates: make([]dateResponse, len(c.Dates))}
 			for j, d := range c.Dates {
 				l.Dates[j] = dateResponse{ConcertDate: booking.FormatDate(d.Date), AvailableSeats: d.Available}
 				l.SeatsLeft += d.Available
@@ -117,9 +114,8 @@ func (h *Handler) fanBookings(w http.ResponseWriter, r *http.Request) {
 			d, n := booking.FormatDate(b.ConcertDate), b.SeatNumber
 			v.ConcertDate, v.SeatNumber = &d, &n
 		}
-		if b.Status == booking.StatusHeld && !b.HeldUntil.IsZero() {
-			t := b.HeldUntil.UTC()
-			v.HeldUntil = &t
+		if b.Status == booking.StatusHeld {
+			v.HeldUntil = optionalTime(b.HeldUntil)
 		}
 		if b.PaymentID != "" {
 			pid, amount, at := b.PaymentID, b.Amount, b.PaidAt.UTC()

@@ -160,13 +160,7 @@ func (h *Handler) preQueued(ctx context.Context, v *sessionView) bool {
 }
 
 // opensAt is the opening of a pre-queued session's concert, for the answers; nil for everyone else.
-func opensAt(v sessionView) *time.Time {
-	if v.OpensAt.IsZero() {
-		return nil
-	}
-	t := v.OpensAt.UTC()
-	return &t
-}
+func opensAt(v sessionView) *time.Time { return optionalTime(v.OpensAt) }
 
 // sessionRef names a session's workflow for the door to Temporal.
 func sessionRef(s booking.Session) workflows.SessionRef {
@@ -492,6 +486,14 @@ func seconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
 func timePtr(t time.Time) *time.Time {
 	u := t.UTC()
 	return &u
+}
+
+// optionalTime is timePtr for a time that may be unset: nil (JSON null) for the zero time.
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return timePtr(t)
 }
 
 // view returns a session with its place in the waiting room; the place comes from the concert's queue
