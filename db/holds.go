@@ -76,7 +76,7 @@ FROM seats WHERE session_id = $1`
 	const markSession = `
 UPDATE sessions SET status = 'HELD', held_until = now() + $2 * interval '1 microsecond', status_since = now()
 WHERE id = $1 AND status = 'ACTIVE' AND active_until > now()
-RETURNING held_until`
+RETURNING held_until, (SELECT max_tickets_per_user FROM concerts WHERE code = sessions.concert_code) AS ticket_limit`
 	const take = `
 UPDATE seats SET status = 'HELD', session_id = $4, reservation_id = $5, held_until = $6
 WHERE concert_code = $1 AND concert_date = $2 AND seat_number = $3
@@ -96,8 +96,11 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		var heldUntil time.Time
-		if err := tx.GetContext(ctx, &heldUntil, markSession, p.SessionID, micros(p.Window)); err != nil {
+		var marked struct {
+			HeldUntil time.Time     `db:"held_until"`
+			Limit     sql.NullInt64 `db:"ticket_limit"`
+		}
+		if err := tx.GetContext(ctx, &marked, markSession, p.SessionID, micros(p.Window)); err != nil {
 			if !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
@@ -114,10 +117,12 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 			}
 			return ErrNotActive
 		}
-		if err := withinTicketLimit(ctx, tx, p.SessionID, p.ConcertCode); err != nil {
-			return err
+		if marked.Limit.Valid { // only a concert with a limit pays for the fan's lock and the count
+			if err := withinTicketLimit(ctx, tx, p.SessionID, p.ConcertCode, marked.Limit.Int64); err != nil {
+				return err
+			}
 		}
-		err := tx.GetContext(ctx, &r, take, p.ConcertCode, p.ConcertDate, p.SeatNumber, p.SessionID, p.ReservationID, heldUntil)
+		err := tx.GetContext(ctx, &r, take, p.ConcertCode, p.ConcertDate, p.SeatNumber, p.SessionID, p.ReservationID, marked.HeldUntil)
 		if err == nil {
 			return nil
 		}
@@ -148,31 +153,23 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 	return r.reservation(), nil
 }
 
-// withinTicketLimit returns ErrTicketLimit when the session's fan holds or has bought as many tickets of the
-// concert as it allows. It locks the fan's row first, so two holds of one fan (one per session, say) are
-// counted one after the other and cannot both pass.
-func withinTicketLimit(ctx context.Context, tx *sqlx.Tx, sessionID, concertCode string) error {
+// withinTicketLimit returns ErrTicketLimit when the session's fan holds or has bought limit tickets of the
+// concert already. It locks the fan's row first, so two holds of one fan (one per session, say) are counted
+// one after the other and cannot both pass.
+func withinTicketLimit(ctx context.Context, tx *sqlx.Tx, sessionID, concertCode string, limit int64) error {
 	const q = `
 WITH fan AS (
     SELECT u.uuid FROM users u JOIN sessions x ON x.user_uuid = u.uuid WHERE x.id = $1 FOR UPDATE OF u
 )
-SELECT c.max_tickets_per_user AS max,
-       (SELECT count(*) FROM payments p WHERE p.user_uuid = fan.uuid AND p.concert_code = c.code)
+SELECT (SELECT count(*) FROM payments p WHERE p.user_uuid = fan.uuid AND p.concert_code = $2)
      + (SELECT count(*) FROM seats st JOIN sessions x ON x.id = st.session_id
-        WHERE x.user_uuid = fan.uuid AND st.concert_code = c.code AND st.status = 'HELD' AND st.held_until > now()) AS tickets
-FROM concerts c, fan
-WHERE c.code = $2`
-	var got struct {
-		Max     sql.NullInt64 `db:"max"`
-		Tickets int64         `db:"tickets"`
-	}
-	switch err := tx.GetContext(ctx, &got, q, sessionID, concertCode); {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil // no such concert: the hold itself says so
-	case err != nil:
+        WHERE x.user_uuid = fan.uuid AND st.concert_code = $2 AND st.status = 'HELD' AND st.held_until > now())
+FROM fan`
+	var tickets int64
+	if err := tx.GetContext(ctx, &tickets, q, sessionID, concertCode); err != nil {
 		return err
 	}
-	if got.Max.Valid && got.Tickets >= got.Max.Int64 {
+	if tickets >= limit {
 		return ErrTicketLimit
 	}
 	return nil
