@@ -353,15 +353,12 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 		}
 		out, err := h.door.Pay(r.Context(), sessionRef(s.Session), updateID, workflows.PayRequest{UserUUID: s.UserUUID})
 		h.readSessions.forget(s.ID)
-		if err == nil {
-			h.seatsChanged(s.ConcertCode, out.ConcertDate)
-		} else {
-			h.concertSeatsChanged(s.ConcertCode) // whatever happened to the seat, the next map reads it anew
-		}
 		if err != nil {
+			// A failed payment sold nothing (the door has already asked the store about an unanswered one).
 			writeProblem(w, r, h.workflowProblem(r.Context(), err))
 			return
 		}
+		h.seatsChanged(s.ConcertCode, out.ConcertDate)
 		writeJSON(w, http.StatusCreated, paymentResponse{
 			PaymentID: out.PaymentID, ReservationID: out.ReservationID, ConcertDate: booking.FormatDate(out.ConcertDate),
 			SeatNumber: out.SeatNumber, Amount: out.Amount, Balance: out.Balance,
