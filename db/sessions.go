@@ -511,16 +511,14 @@ type OverdueSession struct {
 func (s *Store) OverdueSessions(ctx context.Context, concertCode, status string, before time.Time, limit int) ([]OverdueSession, error) {
 	const q = `
 SELECT s.id, s.workflow_id, s.concert_code, s.user_uuid, s.seq, s.status, s.active_until, s.held_until, s.status_since,
-       CASE s.status WHEN 'ACTIVE' THEN s.active_until ELSE s.held_until END AS deadline,
-       st.concert_date, st.seat_number,
-       CASE s.status WHEN 'ACTIVE' THEN s.active_until ELSE s.held_until END + $5 * interval '1 microsecond' AS repair_by
+       w.deadline, st.concert_date, st.seat_number, w.deadline + $5 * interval '1 microsecond' AS repair_by
 FROM sessions s
+CROSS JOIN LATERAL (SELECT CASE s.status WHEN 'ACTIVE' THEN s.active_until ELSE s.held_until END AS deadline) w
 LEFT JOIN seats st ON st.session_id = s.id AND st.status = 'HELD'
-WHERE s.status IN ('ACTIVE', 'HELD')
-  AND CASE s.status WHEN 'ACTIVE' THEN s.active_until ELSE s.held_until END < $1
+WHERE s.status IN ('ACTIVE', 'HELD') AND w.deadline < $1
   AND ($2 = '' OR s.concert_code = $2)
   AND ($3 = '' OR s.status = $3)
-ORDER BY deadline, s.seq
+ORDER BY w.deadline, s.seq
 LIMIT $4`
 	var rows []struct {
 		sessionRow
