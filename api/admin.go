@@ -171,14 +171,10 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 		}
 		stuckOnly = v
 	}
-	limit := 100
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxListLimit {
-			writeProblem(w, r, invalid("limit must be between 1 and %d", maxListLimit))
-			return
-		}
-		limit = n
+	limit, p := pageLimit(q, 100, maxListLimit)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
 	}
 	if stuckOnly {
 		if q.Get("pageToken") != "" {

@@ -74,14 +74,10 @@ func (h *Handler) fanBookings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	limit := 20
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxBookingsPage {
-			writeProblem(w, r, invalid("limit must be between 1 and %d", maxBookingsPage))
-			return
-		}
-		limit = n
+	limit, p := pageLimit(q, 20, maxBookingsPage)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
 	}
 	var before int64
 	if s := q.Get("pageToken"); s != "" {

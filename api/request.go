@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -133,4 +134,18 @@ func (b body) list(name string) ([]body, *Problem) {
 		}
 	}
 	return items, nil
+}
+
+// pageLimit reads the optional limit query parameter of a listing: def when absent, else an integer from 1
+// to most; anything else is a 400.
+func pageLimit(q url.Values, def, most int) (int, *Problem) {
+	s := q.Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > most {
+		return 0, invalid("limit must be between 1 and %d", most)
+	}
+	return n, nil
 }
