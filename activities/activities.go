@@ -248,6 +248,10 @@ func classify(err error) error {
 		return business(booking.ErrNotAdmitted, "the session is not admitted, or its admission window has passed", err)
 	case errors.Is(err, db.ErrNoSeatHeld):
 		return business(booking.ErrNoSeatHeld, "this session holds no seat", err)
+	case errors.Is(err, db.ErrOrderFull):
+		return business(booking.ErrOrderFull, "this order holds as many seats as one order of this concert may", err)
+	case errors.Is(err, db.ErrOtherDate):
+		return business(booking.ErrOtherDate, "this order holds seats of another date; one order is for one date", err)
 	case errors.Is(err, db.ErrTicketLimit):
 		return business(booking.ErrTicketLimit, "you hold or have bought as many tickets of this concert as it allows", err)
 	case errors.Is(err, db.ErrHoldExpired):

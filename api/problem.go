@@ -92,6 +92,8 @@ var businessProblems = map[booking.ErrorType]struct {
 	booking.ErrInsufficientBalance: {http.StatusPaymentRequired, "insufficient-balance"},
 	booking.ErrHoldExpired:         {http.StatusGone, "hold-expired"},
 	booking.ErrTicketLimit:         {http.StatusConflict, "ticket-limit-reached"},
+	booking.ErrOrderFull:           {http.StatusConflict, "order-full"},
+	booking.ErrOtherDate:           {http.StatusConflict, "one-date-per-order"},
 	booking.ErrNotAdmitted:         {http.StatusForbidden, "not-admitted"},
 	booking.ErrSessionEnded:        {http.StatusGone, "session-ended"},
 	booking.ErrWrongUser:           {http.StatusForbidden, "wrong-user"},

@@ -73,6 +73,8 @@ const (
 	ErrInsufficientBalance ErrorType = "InsufficientBalance"
 	ErrHoldExpired         ErrorType = "HoldExpired"
 	ErrTicketLimit         ErrorType = "TicketLimitReached"
+	ErrOrderFull           ErrorType = "OrderFull"
+	ErrOtherDate           ErrorType = "OtherDate"
 	ErrNotAdmitted         ErrorType = "NotAdmitted"
 	ErrSessionEnded        ErrorType = "SessionEnded"
 	ErrWrongUser           ErrorType = "WrongUser"
@@ -84,7 +86,8 @@ const (
 func (t ErrorType) Valid() bool {
 	switch t {
 	case ErrSeatTaken, ErrSeatNotFound, ErrDateNotFound, ErrAlreadyHolding, ErrNoSeatHeld, ErrInsufficientBalance,
-		ErrHoldExpired, ErrTicketLimit, ErrNotAdmitted, ErrSessionEnded, ErrWrongUser, ErrBusy, ErrInvalidRequest:
+		ErrHoldExpired, ErrTicketLimit, ErrOrderFull, ErrOtherDate, ErrNotAdmitted, ErrSessionEnded, ErrWrongUser,
+		ErrBusy, ErrInvalidRequest:
 		return true
 	}
 	return false

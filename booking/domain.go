@@ -34,21 +34,38 @@ func (s Session) Deadline() time.Time {
 	return time.Time{}
 }
 
-// Hold asks for one seat for one session for Window: the one request type of the seat-hold path. The API
-// fills in the fan and the seat (the reserve update's argument, recorded in histories with the first three
+// Hold asks for seats for one session for Window: the one request type of the seat-hold path. The API
+// fills in the fan and the seats (the reserve update's argument, recorded in histories with the first three
 // fields), the session's workflow the rest: its session, its concert, a ReservationID chosen before the first
 // attempt (so a retried hold recognises its own earlier success) and the hold window; the store decides.
+//
+// A hold is for SeatNumber, or, when SeatNumbers is set, for all of SeatNumbers or none of them (SeatNumber is
+// then their lowest). Holds recorded before SeatNumbers existed decode it as nil.
 type Hold struct {
 	UserUUID      string `json:",omitempty"`
 	ConcertDate   time.Time
 	SeatNumber    int
+	SeatNumbers   []int         `json:",omitempty"`
 	SessionID     string        `json:",omitempty"`
 	ConcertCode   string        `json:",omitempty"`
 	ReservationID string        `json:",omitempty"`
 	Window        time.Duration `json:",omitempty"`
 }
 
-// Reservation is a seat held by a session until HeldUntil.
+// Seats lists the seat numbers the hold asks for.
+func (h Hold) Seats() []int {
+	if len(h.SeatNumbers) > 0 {
+		return h.SeatNumbers
+	}
+	return []int{h.SeatNumber}
+}
+
+// MaxSeatsPerOrder bounds a concert's seats per order (migration 0009 checks it too).
+const MaxSeatsPerOrder = 10
+
+// Reservation is what one hold gave a session until HeldUntil: SeatNumber, or every seat of SeatNumbers when
+// the hold asked for several (SeatNumber is then their lowest), for Price in total. Reservations recorded
+// before SeatNumbers existed are of one seat and decode it as nil.
 type Reservation struct {
 	ReservationID string
 	ConcertCode   string
@@ -56,14 +73,25 @@ type Reservation struct {
 	SeatNumber    int
 	Price         int64
 	HeldUntil     time.Time
+	SeatNumbers   []int `json:",omitempty"`
 }
 
-// Payment is a sold seat, paid from the fan's balance.
+// Seats lists the seat numbers the reservation holds.
+func (r Reservation) Seats() []int {
+	if len(r.SeatNumbers) > 0 {
+		return r.SeatNumbers
+	}
+	return []int{r.SeatNumber}
+}
+
+// Payment is an order's sold seats, paid from the fan's balance: SeatNumber, or every seat of SeatNumbers
+// when the order had several (SeatNumber is then their lowest), for Amount in total.
 type Payment struct {
 	PaymentID     string
 	ReservationID string
 	ConcertDate   time.Time
 	SeatNumber    int
+	SeatNumbers   []int `json:",omitempty"`
 	Amount        int64
 	// Balance is the fan's balance after the payment (now, for a payment looked up again).
 	Balance int64
@@ -74,12 +102,14 @@ type Payment struct {
 }
 
 // Attachment is a session as its workflow finds it when it starts: its status, the end of its admission
-// window, the hold window the fan joined with, and the seat it holds, if any.
+// window, the hold window the fan joined with, the seats it holds, if any, and how many one order of its
+// concert may hold. Attachments recorded before SeatsPerOrder existed decode it as 0: one seat.
 type Attachment struct {
-	Status      Status
-	ActiveUntil time.Time
-	HoldWindow  time.Duration
-	Reservation *Reservation `json:",omitempty"`
+	Status        Status
+	ActiveUntil   time.Time
+	HoldWindow    time.Duration
+	Reservation   *Reservation `json:",omitempty"`
+	SeatsPerOrder int          `json:",omitempty"`
 }
 
 // Admission is one session to tell of its admission or sold-out end, as a waiting-room step found it.
@@ -144,7 +174,8 @@ type FanBooking struct {
 	Seq         int64
 	Since       time.Time
 	ConcertDate time.Time // zero before a seat is held
-	SeatNumber  int       // 0 before a seat is held
+	SeatNumber  int       // 0 before a seat is held; the lowest of SeatNumbers
+	SeatNumbers []int     // every seat held or bought
 	HeldUntil   time.Time // while HELD
 	PaymentID   string    // once PAID
 	Amount      int64

@@ -26,6 +26,8 @@ type NewConcert struct {
 	MaxActive int
 	// MaxTicketsPerUser limits the seats one fan holds and buys for the concert; 0 is no limit.
 	MaxTicketsPerUser int
+	// MaxSeatsPerOrder is how many seats of one performance one session may hold and pay for at once; 0 is 1.
+	MaxSeatsPerOrder int
 	// OpensAt is when the sale opens (see migration 0008); zero opens it at once.
 	OpensAt time.Time
 	Dates   []NewConcertDate
@@ -54,7 +56,9 @@ type Seat struct {
 // CreateConcert stores a concert with its dates and seats in one transaction; ErrDuplicate if the code or a
 // date is taken.
 func (s *Store) CreateConcert(ctx context.Context, c NewConcert) error {
-	const insConcert = `INSERT INTO concerts (code, title, max_active, max_tickets_per_user, opens_at) VALUES ($1, $2, $3, NULLIF($4, 0), $5)`
+	const insConcert = `
+INSERT INTO concerts (code, title, max_active, max_tickets_per_user, opens_at, max_seats_per_order)
+VALUES ($1, $2, $3, NULLIF($4, 0), $5, GREATEST($6, 1))`
 	const insDate = `INSERT INTO concert_dates (concert_code, concert_date) VALUES ($1, $2)`
 	const insSeats = `
 INSERT INTO seats (concert_code, concert_date, seat_number, price)
@@ -64,7 +68,7 @@ SELECT $1, $2, n, $4 FROM generate_series(1, $3::int) AS n`
 		if !c.OpensAt.IsZero() {
 			opens = sql.NullTime{Time: c.OpensAt, Valid: true}
 		}
-		if _, err := tx.ExecContext(ctx, insConcert, c.Code, c.Title, c.MaxActive, c.MaxTicketsPerUser, opens); err != nil {
+		if _, err := tx.ExecContext(ctx, insConcert, c.Code, c.Title, c.MaxActive, c.MaxTicketsPerUser, opens, c.MaxSeatsPerOrder); err != nil {
 			return err
 		}
 		for _, d := range c.Dates {

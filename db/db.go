@@ -38,6 +38,10 @@ var (
 	ErrNotActive = errors.New("session is not admitted")
 	// ErrNoSeatHeld means the session holds no seat to pay for.
 	ErrNoSeatHeld = errors.New("session holds no seat")
+	// ErrOrderFull means the session's order holds as many seats as its concert lets one order hold.
+	ErrOrderFull = errors.New("order holds as many seats as it may")
+	// ErrOtherDate means the session's order holds seats of another performance: an order is for one.
+	ErrOtherDate = errors.New("order holds seats of another performance")
 	// ErrTicketLimit means the fan holds or bought as many tickets of the concert as it allows.
 	ErrTicketLimit = errors.New("ticket limit reached")
 	// ErrHoldExpired means the session's hold lapsed: the seat can no longer be sold to it.

@@ -21,12 +21,15 @@ const (
 	// InvariantLedgerRowWellFormed: a TOPUP row is a credit (delta > 0) that names no payment; a PAYMENT row
 	// names a payment that exists. (Whether a PAYMENT row has the right amount is checked per payment.)
 	InvariantLedgerRowWellFormed = "ledger-row-well-formed"
-	// InvariantSoldSeatHasOnePayment: a SOLD seat has exactly one payment for that seat.
+	// InvariantSoldSeatHasOnePayment: a SOLD seat was sold by exactly one payment (payment_seats), and that
+	// payment is its session's.
 	InvariantSoldSeatHasOnePayment = "sold-seat-has-one-payment"
-	// InvariantPaymentHasSoldSeat: the seat a payment names is SOLD, and SOLD to the payment's session.
+	// InvariantPaymentHasSoldSeat: every seat a payment sold is SOLD, and SOLD to the payment's session; a
+	// payment sold at least one seat, among them the one its row names.
 	InvariantPaymentHasSoldSeat = "payment-has-sold-seat"
-	// InvariantPaymentMatchesBooking: a payment is for the user and concert of its session, charged the seat's
-	// price, under the reservation the seat records (when the seat is sold to that session).
+	// InvariantPaymentMatchesBooking: a payment is for the user and concert of its session, charged the sum
+	// of its seats' prices, each seat at its price, under the reservation its first seat records (when that
+	// seat is sold to the session).
 	InvariantPaymentMatchesBooking = "payment-matches-booking"
 	// InvariantPaymentAmountMatchesLedger: a payment of amount > 0 has exactly one PAYMENT ledger row naming
 	// it, of delta -amount, on the payment's user; a payment of amount 0 (a free seat) has none.
@@ -51,6 +54,10 @@ const (
 	// InvariantFanWithinTicketLimit: no fan has bought more seats of a concert than its maxTicketsPerUser.
 	// HoldSeat counts the fan's held and bought seats under the fan's row lock before it takes another.
 	InvariantFanWithinTicketLimit = "fan-within-ticket-limit"
+	// InvariantOrderWithinSeatsPerOrder: no session holds or bought more seats than its concert's
+	// max_seats_per_order, and all of a session's seats are of one performance. HoldSeat counts the order's
+	// seats under the session's row lock before it takes another.
+	InvariantOrderWithinSeatsPerOrder = "order-within-seats-per-order"
 )
 
 // maxViolationsPerInvariant bounds what one invariant lists, so a badly broken database gives a report a
@@ -114,25 +121,33 @@ WHERE (l.kind = 'TOPUP' AND (l.payment_id IS NOT NULL OR l.delta <= 0))
 const soldSeatHasOnePaymentQuery = `
 SELECT ` + seatOfS + ` AS subject,
        format('SOLD to session %s with %s payments%s', s.session_id, count(p.id),
-              COALESCE(': ' || string_agg(p.id::text, ', ' ORDER BY p.id), '')) AS detail
+              COALESCE(': ' || string_agg(p.id || ' of session ' || p.session_id, ', ' ORDER BY p.id), '')) AS detail
 FROM seats s
-LEFT JOIN payments p
-       ON p.concert_code = s.concert_code AND p.concert_date = s.concert_date AND p.seat_number = s.seat_number
+LEFT JOIN payment_seats ps
+       ON ps.concert_code = s.concert_code AND ps.concert_date = s.concert_date AND ps.seat_number = s.seat_number
+LEFT JOIN payments p ON p.id = ps.payment_id
 WHERE s.status = 'SOLD'
 GROUP BY s.concert_code, s.concert_date, s.seat_number, s.session_id
-HAVING count(p.id) <> 1`
+HAVING count(p.id) <> 1 OR bool_or(p.session_id IS DISTINCT FROM s.session_id)`
 
 const paymentHasSoldSeatQuery = `
 SELECT 'payment ' || p.id AS subject,
        CASE
-           WHEN s.status IS NULL THEN format('seat %s #%s of %s does not exist', p.concert_date, p.seat_number, p.concert_code)
+           WHEN s.status IS NULL THEN format('seat %s #%s of %s does not exist', ps.concert_date, ps.seat_number, ps.concert_code)
            WHEN s.status <> 'SOLD' THEN format('%s is %s, not SOLD', ` + seatOfS + `, s.status)
            ELSE format('%s is SOLD to session %s, not to the payment''s session %s', ` + seatOfS + `, s.session_id, p.session_id)
        END AS detail
 FROM payments p
+JOIN payment_seats ps ON ps.payment_id = p.id
 LEFT JOIN seats s
-       ON s.concert_code = p.concert_code AND s.concert_date = p.concert_date AND s.seat_number = p.seat_number
-WHERE s.status IS DISTINCT FROM 'SOLD' OR s.session_id IS DISTINCT FROM p.session_id`
+       ON s.concert_code = ps.concert_code AND s.concert_date = ps.concert_date AND s.seat_number = ps.seat_number
+WHERE s.status IS DISTINCT FROM 'SOLD' OR s.session_id IS DISTINCT FROM p.session_id
+UNION ALL
+SELECT 'payment ' || p.id, format('sold no seat #%s of %s %s, which its row names', p.seat_number, p.concert_code, p.concert_date)
+FROM payments p
+WHERE NOT EXISTS (SELECT 1 FROM payment_seats ps
+                  WHERE ps.payment_id = p.id AND ps.concert_code = p.concert_code
+                    AND ps.concert_date = p.concert_date AND ps.seat_number = p.seat_number)`
 
 const paymentMatchesBookingQuery = `
 SELECT 'payment ' || p.id AS subject,
@@ -142,8 +157,12 @@ SELECT 'payment ' || p.id AS subject,
                 THEN format('paid by user %s but session %s is user %s''s', p.user_uuid, p.session_id, x.user_uuid) END,
            CASE WHEN p.concert_code IS DISTINCT FROM x.concert_code
                 THEN format('for concert %s but session %s is for %s', p.concert_code, p.session_id, x.concert_code) END,
-           CASE WHEN p.amount IS DISTINCT FROM s.price
-                THEN format('amount %s but the seat costs %s', p.amount, s.price) END,
+           CASE WHEN t.seats = 1 AND p.amount IS DISTINCT FROM t.total
+                THEN format('amount %s but the seat costs %s', p.amount, t.total)
+                WHEN t.seats > 1 AND p.amount IS DISTINCT FROM t.total
+                THEN format('amount %s but its %s seats cost %s', p.amount, t.seats, t.total) END,
+           CASE WHEN t.mispriced IS NOT NULL
+                THEN format('sold %s below or above the price', t.mispriced) END,
            CASE WHEN s.session_id = p.session_id AND p.reservation_id IS DISTINCT FROM s.reservation_id
                 THEN format('reservation %s but the seat records %s', p.reservation_id, s.reservation_id) END
        ) AS detail
@@ -151,10 +170,21 @@ FROM payments p
 LEFT JOIN sessions x ON x.id = p.session_id
 LEFT JOIN seats s
        ON s.concert_code = p.concert_code AND s.concert_date = p.concert_date AND s.seat_number = p.seat_number
+LEFT JOIN LATERAL (
+    SELECT count(*) AS seats, sum(ps.price) AS total,
+           string_agg(format('seat #%s at %s (price %s)', ps.seat_number, ps.price, st.price), ', ' ORDER BY ps.seat_number)
+               FILTER (WHERE st.price IS DISTINCT FROM ps.price) AS mispriced
+    FROM payment_seats ps
+    LEFT JOIN seats st
+           ON st.concert_code = ps.concert_code AND st.concert_date = ps.concert_date AND st.seat_number = ps.seat_number
+    WHERE ps.payment_id = p.id
+    HAVING count(*) > 0
+) t ON true
 WHERE x.id IS NULL
    OR p.user_uuid IS DISTINCT FROM x.user_uuid
    OR p.concert_code IS DISTINCT FROM x.concert_code
-   OR (s.price IS NOT NULL AND p.amount <> s.price)
+   OR (t.seats IS NOT NULL AND p.amount <> t.total)
+   OR t.mispriced IS NOT NULL
    OR (s.session_id = p.session_id AND p.reservation_id IS DISTINCT FROM s.reservation_id)`
 
 const paymentAmountMatchesLedgerQuery = `
@@ -217,9 +247,22 @@ WHERE x.status IN ('ACTIVE', 'HELD') AND w.deadline < $1::timestamptz - $2 * int
 const fanWithinTicketLimitQuery = `
 SELECT 'user ' || t.user_uuid || ' concert ' || t.concert_code AS subject,
        format('bought %s tickets, the limit is %s', t.n, c.max_tickets_per_user) AS detail
-FROM (SELECT user_uuid, concert_code, count(*) AS n FROM payments GROUP BY user_uuid, concert_code) t
+FROM (SELECT p.user_uuid, p.concert_code, count(*) AS n
+      FROM payments p JOIN payment_seats ps ON ps.payment_id = p.id
+      GROUP BY p.user_uuid, p.concert_code) t
 JOIN concerts c ON c.code = t.concert_code
 WHERE c.max_tickets_per_user IS NOT NULL AND t.n > c.max_tickets_per_user`
+
+const orderWithinSeatsPerOrderQuery = `
+SELECT 'session ' || s.session_id AS subject,
+       format('holds or bought %s seats of %s performances, one order may hold %s of one: %s',
+              count(*), count(DISTINCT s.concert_date), c.max_seats_per_order,
+              string_agg(to_char(s.concert_date, 'YYYY-MM-DD"T"HH24:MI:SS') || ' #' || s.seat_number, ', '
+                         ORDER BY s.concert_date, s.seat_number)) AS detail
+FROM seats s JOIN concerts c ON c.code = s.concert_code
+WHERE s.session_id IS NOT NULL
+GROUP BY s.session_id, c.max_seats_per_order
+HAVING count(*) > c.max_seats_per_order OR count(DISTINCT s.concert_date) > 1`
 
 // invariantChecks lists the checks in the order the report shows them: money first.
 var invariantChecks = []invariantCheck{
@@ -235,6 +278,7 @@ var invariantChecks = []invariantCheck{
 	{name: InvariantHoldNotStale, query: holdNotStaleQuery, asOf: true, graced: true},
 	{name: InvariantSessionNotStale, query: sessionNotStaleQuery, asOf: true, graced: true},
 	{name: InvariantFanWithinTicketLimit, query: fanWithinTicketLimitQuery},
+	{name: InvariantOrderWithinSeatsPerOrder, query: orderWithinSeatsPerOrderQuery},
 }
 
 // violationRow is one row of an invariant query.

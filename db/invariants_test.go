@@ -307,10 +307,13 @@ func TestCheckInvariantsReportEachBrokenInvariantOnItsSubject(t *testing.T) {
 			name: "seat sold twice",
 			breakIt: func(t *testing.T, store *db.Store, b booked) []db.Violation {
 				exec(t, store, `ALTER TABLE payments DROP CONSTRAINT payments_concert_code_concert_date_seat_number_key`)
+				exec(t, store, `ALTER TABLE payment_seats DROP CONSTRAINT payment_seats_pkey`)
 				second := uuid.NewString()
 				exec(t, store, `
 INSERT INTO payments (id, session_id, reservation_id, user_uuid, concert_code, concert_date, seat_number, amount)
 VALUES ($1, $2, $3, $4, $5, $6, 1, 3000)`, second, b.sessB, uuid.NewString(), b.held, b.show.code, b.show.date)
+				exec(t, store, `INSERT INTO payment_seats (payment_id, concert_code, concert_date, seat_number, price)
+VALUES ($1, $2, $3, 1, 3000)`, second, b.show.code, b.show.date)
 				return []db.Violation{
 					{Invariant: db.InvariantSoldSeatHasOnePayment, Subject: seatSubject(b.show, 1), Detail: "with 2 payments"},
 					{Invariant: db.InvariantPaymentHasSoldSeat, Subject: paymentSubject(second),
@@ -339,6 +342,10 @@ VALUES ($1, $2, $3, $4, $5, $6, 1, 3000)`, second, b.sessB, uuid.NewString(), b.
 				return []db.Violation{
 					{Invariant: db.InvariantPaymentHasSoldSeat, Subject: paymentSubject(b.payA), Detail: "is SOLD to session " + b.sessD},
 					{Invariant: db.InvariantPaymentHasSoldSeat, Subject: paymentSubject(b.payD), Detail: "is SOLD to session " + b.sessA},
+					{Invariant: db.InvariantSoldSeatHasOnePayment, Subject: seatSubject(b.show, 1),
+						Detail: "SOLD to session " + b.sessD + " with 1 payments: " + b.payA + " of session " + b.sessA},
+					{Invariant: db.InvariantSoldSeatHasOnePayment, Subject: seatSubject(b.show, 3),
+						Detail: "SOLD to session " + b.sessA + " with 1 payments: " + b.payD + " of session " + b.sessD},
 				}
 			},
 		},

@@ -236,13 +236,15 @@ func (s *Store) joinAtOnce(ctx context.Context, p NewSession) (Joined, error) {
 func (s *Store) Attach(ctx context.Context, sessionID string) (booking.Attachment, error) {
 	const q = `
 UPDATE sessions SET notified = true WHERE id = $1
-RETURNING ` + sessionColumns + `, COALESCE(hold_window_us, 0) AS hold_window_us`
-	const seat = `
+RETURNING ` + sessionColumns + `, COALESCE(hold_window_us, 0) AS hold_window_us,
+          (SELECT max_seats_per_order FROM concerts WHERE code = sessions.concert_code) AS seats_per_order`
+	const seats = `
 SELECT reservation_id, concert_code, concert_date, seat_number, price, held_until
-FROM seats WHERE session_id = $1 AND status = 'HELD'`
+FROM seats WHERE session_id = $1 AND status = 'HELD' ORDER BY seat_number`
 	var row struct {
 		sessionRow
-		HoldWindowUs int64 `db:"hold_window_us"`
+		HoldWindowUs  int64 `db:"hold_window_us"`
+		SeatsPerOrder int   `db:"seats_per_order"`
 	}
 	if err := s.db.GetContext(ctx, &row, q, sessionID); err != nil {
 		return booking.Attachment{}, noRows(err, "session "+sessionID)
@@ -251,14 +253,17 @@ FROM seats WHERE session_id = $1 AND status = 'HELD'`
 		Status: booking.Status(row.Status), ActiveUntil: row.ActiveUntil.Time,
 		HoldWindow: time.Duration(row.HoldWindowUs) * time.Microsecond,
 	}
+	if row.SeatsPerOrder > 1 { // one seat per order is what attachments said before they said anything
+		a.SeatsPerOrder = row.SeatsPerOrder
+	}
 	if a.Status == booking.StatusHeld {
-		var r reservationRow
-		switch err := s.db.GetContext(ctx, &r, seat, sessionID); {
-		case err == nil:
-			res := r.reservation()
+		var held []reservationRow
+		if err := s.db.SelectContext(ctx, &held, seats, sessionID); err != nil {
+			return booking.Attachment{}, fmt.Errorf("seats of session %s: %w", sessionID, err)
+		}
+		if len(held) > 0 { // the order's first hold stands for it: its window is the order's
+			res, _ := reservationOf(held, held[0].ReservationID)
 			a.Reservation = &res
-		case !errors.Is(err, sql.ErrNoRows):
-			return booking.Attachment{}, fmt.Errorf("seat of session %s: %w", sessionID, err)
 		}
 	}
 	return a, nil

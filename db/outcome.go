@@ -23,7 +23,7 @@ func (s *Store) ConcertOutcome(ctx context.Context, concertCode string) (Concert
 	}
 	const twice = `
 SELECT count(*) FROM (
-    SELECT 1 FROM payments WHERE concert_code = $1 GROUP BY concert_date, seat_number HAVING count(*) > 1
+    SELECT 1 FROM payment_seats WHERE concert_code = $1 GROUP BY concert_date, seat_number HAVING count(*) > 1
 ) AS t`
 	if err := s.db.GetContext(ctx, &out.SeatsPaidTwice, twice, concertCode); err != nil {
 		return out, fmt.Errorf("count seats paid twice: %w", err)
