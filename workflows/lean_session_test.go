@@ -189,3 +189,64 @@ func TestLeanSession_FanLeaves_EndsCancelledAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// A session whose concert lets one order hold several seats takes further reserves while it holds seats:
+// each goes to the store (which counts them), none moves the payment window set by the first, and one pay
+// sells the order. A session of a one-seat concert refuses the second reserve in its validator, as before.
+func TestLeanSession_AnOrderOfSeveralSeats_AddsSeatsWithinTheFirstWindow(t *testing.T) {
+	firstWindow := t0.Add(6 * time.Minute)
+	for _, tt := range []struct {
+		name     string
+		perOrder int
+		pay      bool
+	}{
+		{"paid", 3, true},
+		{"not paid", 3, false},
+		{"one seat per order", 0, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newLeanHarness(t)
+			h.expectAttach(booking.Attachment{Status: booking.StatusActive, ActiveUntil: t0.Add(10 * time.Minute),
+				SeatsPerOrder: tt.perOrder}, 0)
+			h.expectHold(12, firstWindow)
+			if tt.perOrder > 1 {
+				h.expectHold(13, firstWindow)
+			}
+			if tt.pay {
+				h.expectPay()
+			} else {
+				h.expectRelease(booking.StatusExpired, booking.StatusExpired)
+			}
+			h.forbidOthers()
+			first := h.update(time.Minute, UpdateReserve, "reserve-1", reserveRequest(12))
+			second := h.update(2*time.Minute, UpdateReserve, "reserve-2", reserveRequest(13))
+			held := query[StatusView](h, 150*time.Second)
+			if tt.pay {
+				h.update(3*time.Minute, UpdatePay, "pay-1", PayRequest{UserUUID: testUser})
+			}
+
+			h.env.ExecuteWorkflow(BookingSession, leanInput())
+
+			res := h.leanResult()
+			require.NoError(t, first.Err)
+			assert.Equal(t, booking.StatusHeld, held.Status)
+			require.NotNil(t, held.Reservation)
+			assert.Equal(t, 12, held.Reservation.SeatNumber, "the order's first hold stands for it")
+			if tt.perOrder <= 1 {
+				require.True(t, second.Rejected, "a one-seat order refuses a second seat")
+				assert.Contains(t, second.RejectErr.Error(), "already holds a seat")
+				assert.Equal(t, []string{"Attach", "HoldSeat", "Pay"}, h.names())
+				return
+			}
+			require.True(t, second.Completed)
+			require.NoError(t, second.Err)
+			if !tt.pay {
+				assert.Equal(t, booking.StatusExpired, res.Status)
+				assert.Equal(t, firstWindow, h.call("Release", 0).At, "the order lapses with its first seat's window")
+				return
+			}
+			assert.Equal(t, booking.StatusPaid, res.Status)
+			assert.Equal(t, []string{"Attach", "HoldSeat", "HoldSeat", "Pay"}, h.names())
+		})
+	}
+}

@@ -42,6 +42,10 @@ type session struct {
 	// change. Sessions started before keep the old path, so their histories replay.
 	lean       bool
 	holdWindow time.Duration
+	// seatsPerOrder is how many seats the session's order may hold, as its attachment said; 0 or 1 is one
+	// seat, as for every session attached before orders could hold more (their recorded attachments do not
+	// say), so those take the one-seat path on replay.
+	seatsPerOrder int
 
 	status      booking.Status
 	joined      bool
@@ -167,6 +171,7 @@ func (s *session) attach(ctx workflow.Context) error {
 	}
 	s.joined = true
 	s.holdWindow = a.HoldWindow
+	s.seatsPerOrder = a.SeatsPerOrder
 	if s.holdWindow <= 0 {
 		s.holdWindow = defaultHoldWindow
 	}
@@ -344,13 +349,16 @@ func (s *session) validateReserve(_ workflow.Context, req booking.Hold) error {
 		return rejection(booking.ErrInvalidRequest, "concertDate is required")
 	case s.status.Terminal():
 		return rejection(booking.ErrSessionEnded, "the session has ended")
-	case s.status == booking.StatusHeld || s.reservation != nil:
+	case (s.status == booking.StatusHeld || s.reservation != nil) && !s.ordersSeveral():
 		return rejection(booking.ErrAlreadyHolding, "this session already holds a seat; pay for it or let the hold expire")
 	case s.busy:
 		return rejection(booking.ErrBusy, "another request of this session is in progress")
 	}
 	return nil
 }
+
+// ordersSeveral reports whether the session's order may hold more than one seat.
+func (s *session) ordersSeveral() bool { return s.seatsPerOrder > 1 }
 
 // admissionGrace is how long a reserve that overtook its own admission signal waits for it.
 const admissionGrace = 10 * time.Second
@@ -378,7 +386,8 @@ func (s *session) reserve(ctx workflow.Context, req booking.Hold) (booking.Reser
 	if err := s.validateReserve(ctx, req); err != nil {
 		return booking.Reservation{}, err
 	}
-	if s.status != booking.StatusActive {
+	adding := s.status == booking.StatusHeld // a further seat of an order that holds some
+	if s.status != booking.StatusActive && !adding {
 		return booking.Reservation{}, rejection(booking.ErrNotAdmitted, "the session is not admitted yet")
 	}
 	s.busy = true
@@ -395,6 +404,10 @@ func (s *session) reserve(ctx workflow.Context, req booking.Hold) (booking.Reser
 	err = workflow.ExecuteLocalActivity(shortDB(ctx), acts.HoldSeat, hold).Get(ctx, &r)
 	if err != nil {
 		return booking.Reservation{}, err
+	}
+	if adding {
+		// The order's window is its first seat's; the store kept it, and the payment timer stands.
+		return r, nil
 	}
 	s.reservation = &r
 	s.setStatus(ctx, booking.StatusHeld)
