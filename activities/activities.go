@@ -231,7 +231,12 @@ func (a *Activities) NotifyAdmissions(ctx context.Context, admissions []booking.
 // leaves every other error retryable.
 func classify(err error) error {
 	var short *db.InsufficientBalanceError
+	var seat *db.SeatError
 	switch {
+	case errors.As(err, &seat) && errors.Is(err, db.ErrSeatTaken):
+		return business(booking.ErrSeatTaken, fmt.Sprintf("seat %d is held or sold; none of the seats was held", seat.Seat), err)
+	case errors.As(err, &seat) && errors.Is(err, db.ErrSeatNotFound):
+		return business(booking.ErrSeatNotFound, fmt.Sprintf("the performance has no seat %d; none of the seats was held", seat.Seat), err)
 	case errors.As(err, &short):
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("balance %d won is below the price %d won; top up and pay again before the hold expires", short.Balance, short.Price),

@@ -48,10 +48,10 @@ func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var paused *bool
-	if raw, ok := b["paused"]; ok && string(raw) != "null" {
-		switch string(raw) {
+	if b.given("paused") {
+		switch raw := string(b["paused"]); raw {
 		case "true", "false":
-			v := string(raw) == "true"
+			v := raw == "true"
 			paused = &v
 		default:
 			writeProblem(w, r, invalid("paused must be true or false"))
@@ -73,7 +73,7 @@ func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
 		maxActive = &v
 	}
 	var opensAt *time.Time
-	if raw, ok := b["opensAt"]; ok && string(raw) != "null" {
+	if b.given("opensAt") {
 		s, p := b.str("opensAt")
 		if p != nil {
 			writeProblem(w, r, p)

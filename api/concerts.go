@@ -129,14 +129,18 @@ func (h *Handler) createConcert(w http.ResponseWriter, r *http.Request) {
 	for i, d := range c.Dates {
 		dates[i] = map[string]any{"concertDate": booking.FormatDate(d.Date), "seats": d.Seats, "price": d.Price}
 	}
-	var limit *int
-	if c.MaxTicketsPerUser > 0 {
-		limit = &c.MaxTicketsPerUser
-	}
 	writeJSON(w, http.StatusCreated, map[string]any{
-		"concertCode": c.Code, "title": c.Title, "maxActive": c.MaxActive, "maxTicketsPerUser": limit,
-		"opensAt": optionalTime(c.OpensAt), "dates": dates,
+		"concertCode": c.Code, "title": c.Title, "maxActive": c.MaxActive, "maxTicketsPerUser": optionalLimit(c.MaxTicketsPerUser),
+		"maxSeatsPerOrder": c.MaxSeatsPerOrder, "opensAt": optionalTime(c.OpensAt), "dates": dates,
 	})
+}
+
+// optionalLimit is a limit as the answers give it: null for none (0).
+func optionalLimit(n int) *int {
+	if n <= 0 {
+		return nil
+	}
+	return &n
 }
 
 // parseConcert checks an admin's concert description.
@@ -163,7 +167,7 @@ func parseConcert(b body) (db.NewConcert, *Problem) {
 		return c, invalid("maxActive must be between 1 and %d", maxMaxActive)
 	}
 	c.MaxActive = int(maxActive)
-	if v, ok := b["maxTicketsPerUser"]; ok && v != nil {
+	if b.given("maxTicketsPerUser") {
 		limit, p := b.integer("maxTicketsPerUser")
 		if p != nil {
 			return c, p
@@ -173,7 +177,18 @@ func parseConcert(b body) (db.NewConcert, *Problem) {
 		}
 		c.MaxTicketsPerUser = int(limit)
 	}
-	if v, ok := b["opensAt"]; ok && v != nil {
+	c.MaxSeatsPerOrder = 1
+	if b.given("maxSeatsPerOrder") {
+		n, p := b.integer("maxSeatsPerOrder")
+		if p != nil {
+			return c, p
+		}
+		if n < 1 || n > booking.MaxSeatsPerOrder {
+			return c, invalid("maxSeatsPerOrder must be between 1 and %d", booking.MaxSeatsPerOrder)
+		}
+		c.MaxSeatsPerOrder = int(n)
+	}
+	if b.given("opensAt") {
 		raw, p := b.str("opensAt")
 		if p != nil {
 			return c, p

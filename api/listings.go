@@ -12,11 +12,15 @@ import (
 
 // concertListing is one concert of the public list.
 type concertListing struct {
-	ConcertCode string         `json:"concertCode"`
-	Title       string         `json:"title"`
-	OpensAt     *time.Time     `json:"opensAt"`
-	SeatsLeft   int            `json:"seatsLeft"`
-	Dates       []dateResponse `json:"dates"`
+	ConcertCode string     `json:"concertCode"`
+	Title       string     `json:"title"`
+	OpensAt     *time.Time `json:"opensAt"`
+	// MaxSeatsPerOrder is how many seats one order may hold; MaxTicketsPerUser how many one fan may buy
+	// (null: no limit).
+	MaxSeatsPerOrder  int            `json:"maxSeatsPerOrder"`
+	MaxTicketsPerUser *int           `json:"maxTicketsPerUser"`
+	SeatsLeft         int            `json:"seatsLeft"`
+	Dates             []dateResponse `json:"dates"`
 }
 
 // listConcerts lists the concerts on sale, for anyone, without a token. The answer is shared by all readers
@@ -31,6 +35,7 @@ func (h *Handler) listConcerts(w http.ResponseWriter, r *http.Request) {
 		out := make([]concertListing, len(onSale))
 		for i, c := range onSale {
 			l := concertListing{ConcertCode: c.Code, Title: c.Title, OpensAt: optionalTime(c.OpensAt),
+				MaxSeatsPerOrder: c.MaxSeatsPerOrder, MaxTicketsPerUser: optionalLimit(c.MaxTicketsPerUser),
 				Dates: make([]dateResponse, len(c.Dates))}
 			for j, d := range c.Dates {
 				l.Dates[j] = dateResponse{ConcertDate: booking.FormatDate(d.Date), AvailableSeats: d.Available}
@@ -55,6 +60,7 @@ type fanBooking struct {
 	Since       time.Time  `json:"since"`
 	ConcertDate *string    `json:"concertDate"`
 	SeatNumber  *int       `json:"seatNumber"`
+	SeatNumbers []int      `json:"seatNumbers"`
 	HeldUntil   *time.Time `json:"heldUntil"`
 	PaymentID   *string    `json:"paymentId"`
 	Amount      *int64     `json:"amount"`
@@ -105,10 +111,11 @@ func (h *Handler) fanBookings(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]fanBooking, len(list))
 	for i, b := range list {
-		v := fanBooking{SessionID: b.SessionID, ConcertCode: b.ConcertCode, Status: string(b.Status), Since: b.Since.UTC()}
+		v := fanBooking{SessionID: b.SessionID, ConcertCode: b.ConcertCode, Status: string(b.Status), Since: b.Since.UTC(),
+			SeatNumbers: []int{}}
 		if b.SeatNumber > 0 {
 			d, n := booking.FormatDate(b.ConcertDate), b.SeatNumber
-			v.ConcertDate, v.SeatNumber = &d, &n
+			v.ConcertDate, v.SeatNumber, v.SeatNumbers = &d, &n, b.SeatNumbers
 		}
 		if b.Status == booking.StatusHeld {
 			v.HeldUntil = optionalTime(b.HeldUntil)

@@ -62,6 +62,8 @@ var problemTitles = map[string]string{
 	"method-not-allowed":          "The method is not allowed on this resource",
 	"seat-taken":                  "The seat is held or sold",
 	"ticket-limit-reached":        "The ticket limit per fan is reached",
+	"order-full":                  "The order holds as many seats as it may",
+	"one-date-per-order":          "An order is for one performance",
 	"sale-opened":                 "The sale has opened",
 	"already-holding":             "This session already holds a seat",
 	"no-seat-held":                "This session holds no seat",

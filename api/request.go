@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +56,13 @@ func invalid(format string, args ...any) *Problem {
 	return problem(http.StatusBadRequest, "invalid-request", fmt.Sprintf(format, args...))
 }
 
+// given reports whether the body has the member with a value other than null: an optional member given as
+// null is absent.
+func (b body) given(name string) bool {
+	raw, ok := b[name]
+	return ok && string(raw) != "null"
+}
+
 // str reads a required string member.
 func (b body) str(name string) (string, *Problem) {
 	raw, ok := b[name]
@@ -90,6 +99,43 @@ func (b body) integer(name string) (int64, *Problem) {
 		return 0, invalid("%s must be an integer in range, not %s", name, n.String())
 	}
 	return v, nil
+}
+
+// seatNumbers reads the seats a hold asks for: seatNumber (one seat), or seatNumbers (1 to
+// booking.MaxSeatsPerOrder distinct seats, held all or none), exactly one of the two. They are returned in
+// seat order.
+func (b body) seatNumbers() ([]int, *Problem) {
+	hasOne, hasMany := b.given("seatNumber"), b.given("seatNumbers")
+	switch {
+	case hasOne && hasMany:
+		return nil, invalid("send seatNumber or seatNumbers, not both")
+	case hasOne || !hasMany:
+		seat, p := b.integer("seatNumber")
+		if p != nil {
+			return nil, p
+		}
+		if seat < 1 || seat > math.MaxInt32 {
+			return nil, invalid("seatNumber must be a positive integer")
+		}
+		return []int{int(seat)}, nil
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b["seatNumbers"], &raw); err != nil || len(raw) == 0 || len(raw) > booking.MaxSeatsPerOrder {
+		return nil, invalid("seatNumbers must be an array of 1-%d seat numbers", booking.MaxSeatsPerOrder)
+	}
+	seats := make([]int, 0, len(raw))
+	for _, r := range raw {
+		n, p := body{"seatNumbers": r}.integer("seatNumbers")
+		if p != nil || n < 1 || n > math.MaxInt32 {
+			return nil, invalid("seatNumbers must hold positive integers")
+		}
+		if slices.Contains(seats, int(n)) {
+			return nil, invalid("seatNumbers names seat %d twice", n)
+		}
+		seats = append(seats, int(n))
+	}
+	slices.Sort(seats)
+	return seats, nil
 }
 
 // userID reads the required UUID member.

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"time"
@@ -200,11 +201,13 @@ func (h *Handler) tokenStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// reservationResponse is the answer to a successful hold.
+// reservationResponse is the answer to a successful hold: the seats it held (seatNumber is the lowest) and
+// their total price.
 type reservationResponse struct {
 	ReservationID string    `json:"reservationId"`
 	ConcertDate   string    `json:"concertDate"`
 	SeatNumber    int       `json:"seatNumber"`
+	SeatNumbers   []int     `json:"seatNumbers"`
 	Price         int64     `json:"price"`
 	HeldUntil     time.Time `json:"heldUntil"`
 }
@@ -228,33 +231,31 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, p)
 			return
 		}
-		seat, p := b.integer("seatNumber")
+		seats, p := b.seatNumbers()
 		if p != nil {
 			writeProblem(w, r, p)
-			return
-		}
-		if seat < 1 || seat > math.MaxInt32 {
-			writeProblem(w, r, invalid("seatNumber must be a positive integer"))
 			return
 		}
 		// A seat another fan holds or bought is answered from PostgreSQL, without a workflow update: in an
 		// on-sale most reserve attempts lose such a race, and each would cost Temporal a workflow task. (A
 		// session that holds a seat already is left to its workflow, which says so.)
 		if booking.Status(s.Status) == booking.StatusActive {
-			taken, err := h.store.SeatTakenByOther(r.Context(), s.ConcertCode, date, int(seat), s.ID)
+			taken, err := h.store.SeatTakenByOther(r.Context(), s.ConcertCode, date, seats, s.ID)
 			if err != nil {
 				writeProblem(w, r, h.storeProblem(r.Context(), err, "", ""))
 				return
 			}
-			if taken {
+			if taken != 0 {
 				h.seatsChanged(s.ConcertCode, date) // the fan's seat map showed it free: the next one must not
-				writeProblem(w, r, problem(http.StatusConflict, "seat-taken", "the seat is held or sold"))
+				writeProblem(w, r, problem(http.StatusConflict, "seat-taken", takenDetail(taken, len(seats))))
 				return
 			}
 		}
-		out, err := h.door.Reserve(r.Context(), sessionRef(s.Session), updateID, booking.Hold{
-			UserUUID: s.UserUUID, ConcertDate: date, SeatNumber: int(seat),
-		})
+		hold := booking.Hold{UserUUID: s.UserUUID, ConcertDate: date, SeatNumber: seats[0]}
+		if len(seats) > 1 {
+			hold.SeatNumbers = seats
+		}
+		out, err := h.door.Reserve(r.Context(), sessionRef(s.Session), updateID, hold)
 		h.readSessions.forget(s.ID) // the hold changed the session: this process's next read of it sees that
 		h.seatsChanged(s.ConcertCode, date)
 		if err != nil {
@@ -263,9 +264,17 @@ func (h *Handler) reserve(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, reservationResponse{
 			ReservationID: out.ReservationID, ConcertDate: booking.FormatDate(out.ConcertDate), SeatNumber: out.SeatNumber,
-			Price: out.Price, HeldUntil: out.HeldUntil.UTC(),
+			SeatNumbers: out.Seats(), Price: out.Price, HeldUntil: out.HeldUntil.UTC(),
 		})
 	})
+}
+
+// takenDetail says which seat of a hold another fan holds or bought.
+func takenDetail(seat, asked int) string {
+	if asked == 1 {
+		return "the seat is held or sold"
+	}
+	return fmt.Sprintf("seat %d is held or sold; none of the seats was held", seat)
 }
 
 // seatsChanged is called after this process changed (or found changed) a seat of a performance: the next
@@ -321,14 +330,23 @@ func (h *Handler) leave(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, leaveResponse{Status: string(status)})
 }
 
-// paymentResponse is the answer to a successful payment.
+// paymentResponse is the answer to a successful payment: every seat it sold (seatNumber is the lowest) and
+// their total.
 type paymentResponse struct {
 	PaymentID     string `json:"paymentId"`
 	ReservationID string `json:"reservationId"`
 	ConcertDate   string `json:"concertDate"`
 	SeatNumber    int    `json:"seatNumber"`
+	SeatNumbers   []int  `json:"seatNumbers"`
 	Amount        int64  `json:"amount"`
 	Balance       int64  `json:"balance"`
+}
+
+func paymentAnswer(p booking.Payment) paymentResponse {
+	return paymentResponse{
+		PaymentID: p.PaymentID, ReservationID: p.ReservationID, ConcertDate: booking.FormatDate(p.ConcertDate),
+		SeatNumber: p.SeatNumber, SeatNumbers: p.Seats(), Amount: p.Amount, Balance: p.Balance,
+	}
 }
 
 // pay pays for the held seat through the pay update; the session then ends and its token stops working. A
@@ -359,10 +377,7 @@ func (h *Handler) pay(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.seatsChanged(s.ConcertCode, out.ConcertDate)
-		writeJSON(w, http.StatusCreated, paymentResponse{
-			PaymentID: out.PaymentID, ReservationID: out.ReservationID, ConcertDate: booking.FormatDate(out.ConcertDate),
-			SeatNumber: out.SeatNumber, Amount: out.Amount, Balance: out.Balance,
-		})
+		writeJSON(w, http.StatusCreated, paymentAnswer(out))
 	})
 }
 
@@ -377,10 +392,7 @@ func (h *Handler) replayPayment(w http.ResponseWriter, r *http.Request, s sessio
 		writeProblem(w, r, h.storeProblem(r.Context(), err, "session-ended", "the booking session has ended"))
 		return
 	}
-	writeJSON(w, http.StatusCreated, paymentResponse{
-		PaymentID: pay.PaymentID, ReservationID: pay.ReservationID, ConcertDate: booking.FormatDate(pay.ConcertDate),
-		SeatNumber: pay.SeatNumber, Amount: pay.Amount, Balance: pay.Balance,
-	})
+	writeJSON(w, http.StatusCreated, paymentAnswer(pay))
 }
 
 // sessionCheck says which sessions a request accepts.

@@ -101,6 +101,14 @@ type Payment struct {
 	CreatedAt   time.Time `json:",omitzero"`
 }
 
+// Seats lists the seat numbers the payment sold.
+func (p Payment) Seats() []int {
+	if len(p.SeatNumbers) > 0 {
+		return p.SeatNumbers
+	}
+	return []int{p.SeatNumber}
+}
+
 // Attachment is a session as its workflow finds it when it starts: its status, the end of its admission
 // window, the hold window the fan joined with, the seats it holds, if any, and how many one order of its
 // concert may hold. Attachments recorded before SeatsPerOrder existed decode it as 0: one seat.
@@ -154,7 +162,11 @@ type OnSale struct {
 	Title string
 	// OpensAt is when the sale opens, if it has an opening time; fans who ask before it join the pre-queue.
 	OpensAt time.Time
-	Dates   []DateSeats
+	// MaxSeatsPerOrder is how many seats one order may hold; MaxTicketsPerUser how many one fan may buy
+	// (0: no limit).
+	MaxSeatsPerOrder  int
+	MaxTicketsPerUser int
+	Dates             []DateSeats
 }
 
 // DateSeats is one performance and how many of its seats a fan could hold now (a lapsed hold counts as free).

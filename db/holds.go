@@ -230,15 +230,32 @@ func whyNotTaken(ctx context.Context, tx *sqlx.Tx, p booking.Hold, seats []int, 
 	}
 	for _, n := range seats {
 		if !slices.Contains(have, n) {
-			return fmt.Errorf("seat %d: %w", n, ErrSeatNotFound)
+			return seatError(n, len(seats), ErrSeatNotFound)
 		}
 	}
 	for _, n := range seats {
 		if !slices.ContainsFunc(taken, func(t reservationRow) bool { return t.SeatNumber == n }) {
-			return fmt.Errorf("seat %d: %w", n, ErrSeatTaken)
+			return seatError(n, len(seats), ErrSeatTaken)
 		}
 	}
 	return ErrSeatTaken
+}
+
+// SeatError names the seat of a hold of several seats that failed (ErrSeatNotFound or ErrSeatTaken).
+type SeatError struct {
+	Seat int
+	Err  error
+}
+
+func (e *SeatError) Error() string { return fmt.Sprintf("seat %d: %v", e.Seat, e.Err) }
+func (e *SeatError) Unwrap() error { return e.Err }
+
+// seatError is err, naming the seat when the hold asked for several.
+func seatError(seat, asked int, err error) error {
+	if asked == 1 {
+		return err
+	}
+	return &SeatError{Seat: seat, Err: err}
 }
 
 // withinTicketLimit returns ErrTicketLimit when the session's fan, who holds or has bought some tickets of
@@ -418,21 +435,22 @@ WHERE id = $1 AND status IN ('WAITING', 'ACTIVE', 'HELD')`
 	return nil
 }
 
-// SeatTakenByOther reports whether the seat is sold, or held within its window by another session: a hold
-// asked for it now would fail. It is a read, for answering a lost race without asking the session's workflow;
-// HoldSeat's conditional UPDATE still decides every hold. A seat that does not exist is not taken.
-func (s *Store) SeatTakenByOther(ctx context.Context, code string, date time.Time, seat int, sessionID string) (bool, error) {
+// SeatTakenByOther returns the lowest of seats that is sold, or held within its window by another session
+// (a hold asked for it now would fail), or 0 when none is. It is a read, for answering a lost race without
+// asking the session's workflow; HoldSeat's conditional UPDATE still decides every hold. A seat that does
+// not exist is not taken.
+func (s *Store) SeatTakenByOther(ctx context.Context, code string, date time.Time, seats []int, sessionID string) (int, error) {
 	const q = `
-SELECT EXISTS (SELECT 1 FROM seats
-               WHERE concert_code = $1 AND concert_date = $2 AND seat_number = $3
-                 AND (status = 'SOLD' OR (status = 'HELD' AND held_until > now() AND session_id <> $4)))`
+SELECT COALESCE(min(seat_number), 0) FROM seats
+WHERE concert_code = $1 AND concert_date = $2 AND seat_number = ANY($3)
+  AND (status = 'SOLD' OR (status = 'HELD' AND held_until > now() AND session_id <> $4))`
 	stmt, err := s.prepared(ctx, q)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
-	var taken bool
-	if err := stmt.GetContext(ctx, &taken, code, date, seat, sessionID); err != nil {
-		return false, fmt.Errorf("seat %d of %s: %w", seat, code, err)
+	var taken int
+	if err := stmt.GetContext(ctx, &taken, code, date, pq.Array(seats), sessionID); err != nil {
+		return 0, fmt.Errorf("seats %v of %s: %w", seats, code, err)
 	}
 	return taken, nil
 }

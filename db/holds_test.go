@@ -253,14 +253,17 @@ func TestSeatTakenByOtherSeesSalesAndLiveHoldsOfOthersOnly(t *testing.T) {
 	hold(t, store, s, other.ID, 1)
 	hold(t, store, s, mine.ID, 2)
 	taken := func(seat int) bool {
-		ok, err := store.SeatTakenByOther(t.Context(), s.code, s.date, seat, mine.ID)
+		n, err := store.SeatTakenByOther(t.Context(), s.code, s.date, []int{seat}, mine.ID)
 		require.NoError(t, err)
-		return ok
+		return n != 0
 	}
 	assert.True(t, taken(1), "held by another session")
 	assert.False(t, taken(2), "held by this session")
 	assert.False(t, taken(3), "available")
 	assert.False(t, taken(99), "no such seat: left to the hold to say so")
+	first, err := store.SeatTakenByOther(t.Context(), s.code, s.date, []int{3, 2, 1}, mine.ID)
+	require.NoError(t, err)
+	assert.Equal(t, 1, first, "of several seats, the lowest taken one is named")
 	lapseHold(t, store, other.ID)
 	assert.False(t, taken(1), "a lapsed hold can be taken")
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/ticketing/concert/booking"
 )
 
@@ -13,21 +15,23 @@ import (
 // seats free now. Sold-out concerts are left out.
 func (s *Store) ConcertsOnSale(ctx context.Context) ([]booking.OnSale, error) {
 	const q = `
-SELECT c.code, c.title, c.opens_at, d.concert_date,
+SELECT c.code, c.title, c.opens_at, c.max_seats_per_order, c.max_tickets_per_user, d.concert_date,
        count(*) FILTER (WHERE st.status = 'AVAILABLE' OR (st.status = 'HELD' AND st.held_until <= now())) AS available,
        count(*) FILTER (WHERE st.status <> 'SOLD') AS unsold
 FROM concerts c
 JOIN concert_dates d ON d.concert_code = c.code
 JOIN seats st ON st.concert_code = d.concert_code AND st.concert_date = d.concert_date
-GROUP BY c.code, c.title, c.opens_at, d.concert_date
+GROUP BY c.code, c.title, c.opens_at, c.max_seats_per_order, c.max_tickets_per_user, d.concert_date
 ORDER BY c.code, d.concert_date`
 	var rows []struct {
-		Code      string       `db:"code"`
-		Title     string       `db:"title"`
-		OpensAt   sql.NullTime `db:"opens_at"`
-		Date      time.Time    `db:"concert_date"`
-		Available int          `db:"available"`
-		Unsold    int          `db:"unsold"`
+		Code      string        `db:"code"`
+		Title     string        `db:"title"`
+		OpensAt   sql.NullTime  `db:"opens_at"`
+		PerOrder  int           `db:"max_seats_per_order"`
+		PerFan    sql.NullInt64 `db:"max_tickets_per_user"`
+		Date      time.Time     `db:"concert_date"`
+		Available int           `db:"available"`
+		Unsold    int           `db:"unsold"`
 	}
 	if err := s.db.SelectContext(ctx, &rows, q); err != nil {
 		return nil, fmt.Errorf("concerts on sale: %w", err)
@@ -36,7 +40,8 @@ ORDER BY c.code, d.concert_date`
 	unsold := 0
 	for i, r := range rows {
 		if i == 0 || rows[i-1].Code != r.Code {
-			out = append(out, booking.OnSale{Code: r.Code, Title: r.Title, OpensAt: r.OpensAt.Time})
+			out = append(out, booking.OnSale{Code: r.Code, Title: r.Title, OpensAt: r.OpensAt.Time,
+				MaxSeatsPerOrder: r.PerOrder, MaxTicketsPerUser: int(r.PerFan.Int64)})
 			unsold = 0
 		}
 		c := &out[len(out)-1]
@@ -56,11 +61,15 @@ func (s *Store) FanBookings(ctx context.Context, userUUID string, before int64, 
 	const q = `
 SELECT x.id, x.concert_code, x.status, x.seq, x.status_since,
        COALESCE(p.concert_date, st.concert_date) AS concert_date,
-       COALESCE(p.seat_number, st.seat_number) AS seat_number,
+       COALESCE(ps.seats, st.seats) AS seat_numbers,
        st.held_until, p.id AS payment_id, p.amount, p.created_at AS paid_at
 FROM sessions x
 LEFT JOIN payments p ON p.session_id = x.id
-LEFT JOIN seats st ON st.session_id = x.id AND st.status = 'HELD'
+LEFT JOIN LATERAL (SELECT array_agg(seat_number ORDER BY seat_number) AS seats
+                   FROM payment_seats WHERE payment_id = p.id) ps ON p.id IS NOT NULL
+LEFT JOIN LATERAL (SELECT min(concert_date) AS concert_date, min(held_until) AS held_until,
+                          array_agg(seat_number ORDER BY seat_number) AS seats
+                   FROM seats WHERE session_id = x.id AND status = 'HELD') st ON x.status = 'HELD'
 WHERE x.user_uuid = $1 AND x.status IN ('PAID', 'WAITING', 'ACTIVE', 'HELD') AND ($2 <= 0 OR x.seq < $2)
 ORDER BY x.seq DESC
 LIMIT $3`
@@ -71,7 +80,7 @@ LIMIT $3`
 		Seq         int64          `db:"seq"`
 		Since       time.Time      `db:"status_since"`
 		ConcertDate sql.NullTime   `db:"concert_date"`
-		SeatNumber  sql.NullInt64  `db:"seat_number"`
+		SeatNumbers pq.Int64Array  `db:"seat_numbers"`
 		HeldUntil   sql.NullTime   `db:"held_until"`
 		PaymentID   sql.NullString `db:"payment_id"`
 		Amount      sql.NullInt64  `db:"amount"`
@@ -84,8 +93,14 @@ LIMIT $3`
 	for i, r := range rows {
 		out[i] = booking.FanBooking{
 			SessionID: r.ID, ConcertCode: r.ConcertCode, Status: booking.Status(r.Status), Seq: r.Seq, Since: r.Since,
-			ConcertDate: r.ConcertDate.Time, SeatNumber: int(r.SeatNumber.Int64), HeldUntil: r.HeldUntil.Time,
+			ConcertDate: r.ConcertDate.Time, HeldUntil: r.HeldUntil.Time,
 			PaymentID: r.PaymentID.String, Amount: r.Amount.Int64, PaidAt: r.PaidAt.Time,
+		}
+		for _, n := range r.SeatNumbers {
+			out[i].SeatNumbers = append(out[i].SeatNumbers, int(n))
+		}
+		if len(r.SeatNumbers) > 0 {
+			out[i].SeatNumber = out[i].SeatNumbers[0]
 		}
 	}
 	return out, nil
