@@ -46,6 +46,7 @@ func TestLoadtestBooksEverySeatOnceThroughTheWaitingRoom(t *testing.T) {
 	assert.Equal(t, 2, rep.Left, "leavers held a seat and gave it back: %v", rep.Outcomes)
 	assert.Equal(t, 16, rep.Paid, "24 seats are enough for everybody who pays: %v", rep.Outcomes)
 	assert.Equal(t, rep.Paid, rep.SoldSeats)
+	assert.Equal(t, rep.Paid, rep.PaidSeats, "one seat per order by default")
 	assert.Equal(t, "database", rep.SoldSeatsSource)
 	assert.Zero(t, rep.DoubleSold)
 	assert.True(t, rep.InvariantsOK, "violations: %v", rep.Violations)
@@ -88,7 +89,7 @@ func TestLoadtestWithoutDatabaseCountsSoldSeatsFromTheSeatMap(t *testing.T) {
 	require.NoError(t, err, "progress:\n%s\nreport:\n%s", progress.String(), out.String())
 	table := out.String()
 	t.Logf("report:\n%s", table)
-	assert.Regexp(t, `sold seats +6 \(seat map\), paid 6, double sold 0`, table)
+	assert.Regexp(t, `sold seats +6 \(seat map\), paid 6 in 6 orders, double sold 0`, table)
 	assert.Regexp(t, `invariants +ok=true \(api`, table)
 	assert.Contains(t, table, "8/8 ended: abandoned 2, paid 6")
 	for _, op := range []string{"token", "seats", "reserve", "pay"} {
@@ -107,6 +108,7 @@ func TestLoadtestRefusesBadFlags(t *testing.T) {
 		{"abandon above one", []string{"--abandon", "1.5"}, "abandon"},
 		{"no users", []string{"--users", "0"}, "users"},
 		{"too many seats", []string{"--seats", "100001"}, "seats"},
+		{"too many seats per order", []string{"--seats-per-order", "11"}, "seats-per-order"},
 		{"poll bounds reversed", []string{"--poll-min", "2s", "--poll-max", "1s"}, "poll-min"},
 		{"no admin token", []string{"--admin-token", ""}, "admin token"},
 		{"stray argument", []string{"now"}, "unexpected arguments"},
@@ -138,9 +140,10 @@ func TestLoadtestReadBenchmarkComparesSeatMapsWithHealthz(t *testing.T) {
 	assert.InDelta(t, res.Seats.RequestsPerSecond/res.Healthz.RequestsPerSecond, res.SeatsRatio, 1e-9)
 }
 
-// TestLoadtestRunsAnOnSaleThatOpensAtATime runs `concert loadtest --opens-in`: every user arrives before
-// the opening and waits in the pre-queue; at the opening the waiting room draws and admits them, and every
-// invariant holds.
+// TestLoadtestRunsAnOnSaleThatOpensAtATime runs `concert loadtest --opens-in --seats-per-order --leave`:
+// every user arrives before the opening and waits in the pre-queue; at the opening the waiting room draws
+// and admits them; users buy orders of one to three seats and some leave holding theirs; every invariant
+// holds (orders within their seat count among them).
 func TestLoadtestRunsAnOnSaleThatOpensAtATime(t *testing.T) {
 	s := teststack.Start(t, teststack.Options{})
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -148,7 +151,8 @@ func TestLoadtestRunsAnOnSaleThatOpensAtATime(t *testing.T) {
 	var out, progress bytes.Buffer
 	err := runLoadtest(ctx, []string{
 		"--target", s.URL, "--admin-token", teststack.AdminToken,
-		"--users", "10", "--seats", "12", "--max-active", "3", "--ramp", "0s", "--abandon", "0", "--opens-in", "2s",
+		"--users", "10", "--seats", "30", "--max-active", "3", "--ramp", "0s", "--abandon", "0", "--opens-in", "2s",
+		"--seats-per-order", "3", "--leave", "0.2",
 		"--price", "1000", "--poll-min", "100ms", "--poll-max", "300ms", "--seed", "3", "--json",
 		"--database-url", s.DatabaseURL,
 	}, &out, &progress)
@@ -157,6 +161,10 @@ func TestLoadtestRunsAnOnSaleThatOpensAtATime(t *testing.T) {
 	require.NoError(t, json.Unmarshal(out.Bytes(), &rep), out.String())
 	assert.Equal(t, 10, rep.PreQueued, "everybody came before the opening")
 	assert.Zero(t, rep.AdmittedImmediately, "nobody is admitted before the opening")
-	assert.Equal(t, 10, rep.Paid, "%v", rep.Outcomes)
+	assert.Equal(t, 8, rep.Paid, "%v", rep.Outcomes)
+	assert.Equal(t, 2, rep.Left, "%v", rep.Outcomes)
+	assert.Greater(t, rep.PaidSeats, rep.Paid, "some orders bought several seats")
+	assert.Equal(t, rep.PaidSeats, rep.SoldSeats)
 	assert.True(t, rep.InvariantsOK, "violations: %v", rep.Violations)
+	assert.Zero(t, rep.UnexpectedErrors, "errors: %v", rep.ErrorsByRequest)
 }

@@ -18,8 +18,10 @@ func (r *runner) check(ctx context.Context, rep *Report) error {
 	// What the users were told: the seats they paid for.
 	paidSeats := map[seatKey]int{}
 	for _, u := range r.users {
-		if u.outcome == OutcomePaid && u.seat != nil {
-			paidSeats[*u.seat]++
+		if u.outcome == OutcomePaid {
+			for _, k := range u.seats {
+				paidSeats[k]++
+			}
 		}
 	}
 	doubleByClients := 0
@@ -57,7 +59,7 @@ func (r *runner) checkDatabase(ctx context.Context, store *db.Store, rep *Report
 	for _, u := range r.users {
 		if u.outcome == OutcomePaid && u.paymentID != "" && !outcome.PaymentIDs[u.paymentID] {
 			rep.Violations = append(rep.Violations, Violation{Check: "payment lost",
-				Detail: fmt.Sprintf("user %s was told payment %s bought seat %v; the database has no such payment", u.id, u.paymentID, u.seat)})
+				Detail: fmt.Sprintf("user %s was told payment %s bought seats %v; the database has no such payment", u.id, u.paymentID, u.seats)})
 		}
 	}
 
@@ -75,9 +77,9 @@ func (r *runner) checkDatabase(ctx context.Context, store *db.Store, rep *Report
 	for _, v := range admission {
 		rep.Violations = append(rep.Violations, Violation{Check: v.Invariant, Detail: v.Subject + ": " + v.Detail})
 	}
-	if rep.SoldSeats != rep.Paid {
+	if rep.SoldSeats != rep.PaidSeats {
 		rep.Violations = append(rep.Violations, Violation{Check: "sold seats match payments",
-			Detail: fmt.Sprintf("%d seats are SOLD but users paid for %d", rep.SoldSeats, rep.Paid)})
+			Detail: fmt.Sprintf("%d seats are SOLD but users paid for %d", rep.SoldSeats, rep.PaidSeats)})
 	}
 	rep.InvariantsOK = len(rep.Violations) == 0 && rep.DoubleSold == 0
 	return nil
@@ -110,13 +112,13 @@ func (r *runner) checkAPI(ctx context.Context, rep *Report, paidSeats map[seatKe
 	if !mapsRead {
 		rep.SoldSeatsSource = "payments (no token could read the final seat maps)"
 		rep.SoldSeats = len(paidSeats)
-		rep.DoubleSold = doubleByClients + max(rep.Paid-rep.SoldSeats, 0)
+		rep.DoubleSold = doubleByClients + max(rep.PaidSeats-rep.SoldSeats, 0)
 		rep.InvariantsOK = rep.DoubleSold == 0 && len(rep.Violations) == 0
 		return nil
 	}
 	rep.SoldSeatsSource = "seat map"
 	rep.SoldSeats = len(sold)
-	rep.DoubleSold = doubleByClients + max(rep.Paid-rep.SoldSeats, 0)
+	rep.DoubleSold = doubleByClients + max(rep.PaidSeats-rep.SoldSeats, 0)
 	var missing []string
 	for k := range paidSeats {
 		if !sold[k] {
@@ -128,9 +130,9 @@ func (r *runner) checkAPI(ctx context.Context, rep *Report, paidSeats map[seatKe
 		rep.Violations = append(rep.Violations, Violation{Check: "paid seats are SOLD",
 			Detail: fmt.Sprintf("%d paid seats are not SOLD in the seat map: %s", len(missing), strings.Join(first(missing, 10), ", "))})
 	}
-	if rep.SoldSeats != rep.Paid {
+	if rep.SoldSeats != rep.PaidSeats {
 		rep.Violations = append(rep.Violations, Violation{Check: "sold seats match payments",
-			Detail: fmt.Sprintf("the seat maps show %d SOLD seats but users paid for %d", rep.SoldSeats, rep.Paid)})
+			Detail: fmt.Sprintf("the seat maps show %d SOLD seats but users paid for %d", rep.SoldSeats, rep.PaidSeats)})
 	}
 	rep.InvariantsOK = rep.DoubleSold == 0 && len(rep.Violations) == 0
 	return nil

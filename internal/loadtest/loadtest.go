@@ -52,6 +52,10 @@ type Config struct {
 	// OpensIn, when positive, opens the concert's sale that long after it is created: users who arrive
 	// before join the pre-queue, and the waiting room draws their order at the opening.
 	OpensIn time.Duration
+	// SeatsPerOrder, above 1, lets one order hold that many seats (the concert's maxSeatsPerOrder): each
+	// user wants between 1 and that many, holds them with one request (seatNumbers, all or none) and pays
+	// for them at once. 0 is 1.
+	SeatsPerOrder int
 	// Concurrency bounds the users in flight at once; a user past the bound arrives when one finishes.
 	// 0 means every user (nobody is held back).
 	Concurrency int
@@ -160,6 +164,8 @@ func (c *Config) fill() error {
 		return errors.New("abandon must be a share between 0 and 1")
 	case c.Leave < 0 || c.Abandon+c.Leave > 1 || math.IsNaN(c.Leave):
 		return errors.New("leave must be a share between 0 and 1, and abandon + leave at most 1")
+	case c.SeatsPerOrder < 0 || c.SeatsPerOrder > booking.MaxSeatsPerOrder:
+		return fmt.Errorf("seats-per-order must be between 1 and %d", booking.MaxSeatsPerOrder)
 	case c.Price < 0 || c.Price > maxPrice || c.Price > 2*maxTopUp:
 		return fmt.Errorf("price must be between 0 and %d won", min(maxPrice, 2*maxTopUp))
 	case c.PollMin > c.PollMax:
@@ -228,6 +234,15 @@ type seatKey struct {
 	Number int
 }
 
+// seatKeys names the seats of one performance.
+func seatKeys(date string, numbers []int) []seatKey {
+	out := make([]seatKey, len(numbers))
+	for i, n := range numbers {
+		out[i] = seatKey{Date: date, Number: n}
+	}
+	return out
+}
+
 // user is one simulated user and what happened to it.
 type user struct {
 	id      string
@@ -238,7 +253,8 @@ type user struct {
 	token       string
 	outcome     Outcome
 	detail      string
-	seat        *seatKey
+	want        int       // how many seats the user wants in its order
+	seats       []seatKey // the seats it holds, then the seats it paid for
 	paymentID   string
 	paidAt      time.Time
 	immediate   bool          // ACTIVE in the token answer itself
@@ -356,7 +372,9 @@ func (r *runner) setup(ctx context.Context) error {
 	order := rng.Perm(r.cfg.Users)
 	r.users = make([]*user, r.cfg.Users)
 	for i := range r.users {
-		r.users[i] = &user{rng: rand.New(rand.NewPCG(r.cfg.Seed, uint64(i)+1))}
+		u := &user{rng: rand.New(rand.NewPCG(r.cfg.Seed, uint64(i)+1))}
+		u.want = 1 + u.rng.IntN(max(r.cfg.SeatsPerOrder, 1))
+		r.users[i] = u
 	}
 	for _, i := range order[:abandoners] {
 		r.users[i].abandon = true
@@ -533,7 +551,7 @@ func (r *runner) visit(ctx context.Context, u *user) {
 		return
 	}
 	if u.abandon {
-		end(OutcomeAbandoned, "held %v and left", u.seat)
+		end(OutcomeAbandoned, "held %v and left", u.seats)
 		return
 	}
 	if u.leave {
@@ -542,7 +560,7 @@ func (r *runner) visit(ctx context.Context, u *user) {
 			end(OutcomeFailed, "leave: %s", res.describe())
 			return
 		}
-		end(OutcomeLeft, "held %v and gave it back", u.seat)
+		end(OutcomeLeft, "held %v and gave it back", u.seats)
 		return
 	}
 	outcome, detail = r.pay(ctx, u)
@@ -565,6 +583,9 @@ const (
 func (r *runner) concertBody(dates []map[string]any) map[string]any {
 	body := map[string]any{
 		"concertCode": r.cfg.ConcertCode, "title": "Load test " + r.cfg.ConcertCode, "maxActive": r.cfg.MaxActive, "dates": dates,
+	}
+	if r.cfg.SeatsPerOrder > 1 {
+		body["maxSeatsPerOrder"] = r.cfg.SeatsPerOrder
 	}
 	if r.cfg.OpensIn > 0 {
 		body["opensAt"] = time.Now().Add(r.cfg.OpensIn).UTC().Format(time.RFC3339Nano)
@@ -665,16 +686,19 @@ func (r *runner) hold(ctx context.Context, u *user) (Outcome, string) {
 			}
 			var held struct {
 				ConcertDate string `json:"concertDate"`
-				SeatNumber  int    `json:"seatNumber"`
+				SeatNumbers []int  `json:"seatNumbers"`
 			}
-			c := r.userCall(u, opReserve, http.MethodPatch, r.concertPath(""),
-				map[string]any{"UUID": u.id, "concertDate": date, "seatNumber": seats[i]})
-			res := r.send(ctx, u.rng, c, &held)
+			body := map[string]any{"UUID": u.id, "concertDate": date, "seatNumber": seats[i]}
+			if want := min(u.want, len(seats)-i); want > 1 { // several seats in one request, all or none
+				body = map[string]any{"UUID": u.id, "concertDate": date, "seatNumbers": seats[i : i+want]}
+			}
+			res := r.send(ctx, u.rng, r.userCall(u, opReserve, http.MethodPatch, r.concertPath(""), body), &held)
 			switch {
 			case res.ok():
-				u.seat = &seatKey{Date: held.ConcertDate, Number: held.SeatNumber}
+				u.seats = seatKeys(held.ConcertDate, held.SeatNumbers)
 				return "", ""
 			case res.status == http.StatusConflict && res.slug == slugSeatTaken:
+				i += min(u.want, len(seats)-i) - 1 // the next seats of the shuffled map
 				continue
 			case res.status == http.StatusConflict && res.slug == slugAlreadyHolding:
 				return "", "" // an earlier attempt that got no answer did hold a seat; the payment names it
@@ -756,7 +780,13 @@ func (r *runner) seatMap(ctx context.Context, u *user, date string) ([]int, Outc
 // pay tops the balance up to the price and pays. A payment whose session has ended meanwhile (410) is
 // looked up through the session's status: a payment that went through with its answer lost shows PAID.
 func (r *runner) pay(ctx context.Context, u *user) (Outcome, string) {
-	if rest := r.cfg.Price - r.cfg.Price/2; rest > 0 && !r.cfg.Stampede {
+	// The setup topped up half of one seat's price (all of it in a stampede); an order of several seats
+	// needs the rest of all of them.
+	rest := r.cfg.Price - r.cfg.Price/2 + r.cfg.Price*int64(max(len(u.seats), 1)-1)
+	if r.cfg.Stampede {
+		rest = r.cfg.Price * int64(max(len(u.seats), 1)-1)
+	}
+	if rest > 0 {
 		if res := r.topUp(ctx, u, opTopUp, rest); !res.ok() {
 			return OutcomeFailed, "top up: " + res.describe()
 		}
@@ -766,12 +796,12 @@ func (r *runner) pay(ctx context.Context, u *user) (Outcome, string) {
 		var p struct {
 			PaymentID   string `json:"paymentId"`
 			ConcertDate string `json:"concertDate"`
-			SeatNumber  int    `json:"seatNumber"`
+			SeatNumbers []int  `json:"seatNumbers"`
 		}
 		res := r.send(ctx, u.rng, r.userCall(u, opPay, http.MethodPost, "/api/v1/payments", map[string]any{"UUID": u.id}), &p)
 		switch {
 		case res.ok():
-			u.seat = &seatKey{Date: p.ConcertDate, Number: p.SeatNumber}
+			u.seats = seatKeys(p.ConcertDate, p.SeatNumbers)
 			u.paymentID = p.PaymentID
 			r.paidNow(u)
 			return OutcomePaid, "paid " + p.PaymentID

@@ -64,7 +64,9 @@ type Report struct {
 	Outcomes   map[string]int `json:"outcomes"`
 	UsersEnded int            `json:"usersEnded"`
 	Paid       int            `json:"paid"`
-	Abandoned  int            `json:"abandoned"`
+	// PaidSeats counts the seats the paid users bought (more than Paid when orders hold several).
+	PaidSeats int `json:"paidSeats"`
+	Abandoned int `json:"abandoned"`
 	// Left counts users who held a seat and gave it back by leaving.
 	Left int `json:"left"`
 	// PreQueued counts users who asked before the sale opened (--opens-in) and waited for the draw.
@@ -171,6 +173,7 @@ func (r *runner) report(setup time.Duration, start, end time.Time) *Report {
 		switch u.outcome {
 		case OutcomePaid:
 			rep.Paid++
+			rep.PaidSeats += len(u.seats)
 		case OutcomeAbandoned:
 			rep.Abandoned++
 		case OutcomeLeft:
@@ -258,7 +261,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	if rep.AdmissionLagWarning != "" {
 		row("", "warning: %s", rep.AdmissionLagWarning)
 	}
-	row("sold seats", "%d (%s), paid %d, double sold %d", rep.SoldSeats, rep.SoldSeatsSource, rep.Paid, rep.DoubleSold)
+	row("sold seats", "%d (%s), paid %d in %d orders, double sold %d", rep.SoldSeats, rep.SoldSeatsSource, rep.PaidSeats, rep.Paid, rep.DoubleSold)
 	row("invariants", "ok=%t (%s)", rep.InvariantsOK, rep.InvariantsChecked)
 	for _, v := range rep.Violations {
 		row("", "%s: %s", v.Check, v.Detail)
