@@ -99,6 +99,11 @@ var laterSessionPaths = []capturedPath{
 	{"session-left-while-held", "BookingSession", completed, booking.StatusCancelled,
 		[]string{update(workflows.UpdateReserve), update(workflows.UpdateLeave)},
 		[]string{"Attach", "HoldSeat", "Release"}},
+	// An order of three seats (the concert's maxSeatsPerOrder): one seat, then two in one request while
+	// HELD, then one payment for all.
+	{"session-order-of-three-seats-paid", "BookingSession", completed, booking.StatusPaid,
+		[]string{update(workflows.UpdateReserve), update(workflows.UpdateReserve), update(workflows.UpdatePay)},
+		[]string{"Attach", "HoldSeat", "HoldSeat", "Pay"}},
 }
 
 var admissionPaths = []capturedPath{
@@ -305,7 +310,9 @@ var temporalBudgets = map[string]temporalBudget{
 	"session-cancelled-while-waiting": {tasks: 2, events: 12, upserts: 1, timers: 0},
 	"session-cancelled-while-active":  {tasks: 2, events: 15, upserts: 1, timers: 1},
 	"session-left-while-held":         {tasks: 3, events: 24, upserts: 2, timers: 2},
-	"session-sold-out-while-waiting":  {tasks: 2, events: 11, upserts: 1, timers: 0},
+	// A further seat costs one task and no upsert: the order's status and window do not change.
+	"session-order-of-three-seats-paid": {tasks: 4, events: 30, upserts: 2, timers: 2},
+	"session-sold-out-while-waiting":    {tasks: 2, events: 11, upserts: 1, timers: 0},
 }
 
 func TestCapturedHistories_StayWithinTheirTemporalBudget(t *testing.T) {

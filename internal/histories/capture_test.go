@@ -52,6 +52,7 @@ func TestCaptureHistories(t *testing.T) {
 	c.admittedAtOncePaid()
 	c.cancelledWhileActive()
 	c.leftWhileHeld()
+	c.orderOfThreeSeatsPaid()
 	c.openedWithADraw()
 	c.paidThenSoldOut()
 	c.writeAll()
@@ -156,6 +157,27 @@ func (c *capturer) leftWhileHeld() {
 	c.expect(c.reserve("QUIT", tok.Str("token"), u, 1), http.StatusOK, "")
 	c.expect(s.Do(http.MethodDelete, "/api/v1/concerts/QUIT/token", tok.Str("token"), nil), http.StatusOK, "")
 	c.capture("session-left-while-held", id, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+}
+
+// orderOfThreeSeatsPaid: a fan admitted at once to a concert whose orders may hold three seats holds one
+// seat, then two more in one request, and pays for the three at once.
+func (c *capturer) orderOfThreeSeatsPaid() {
+	s := c.s
+	r := s.Do(http.MethodPost, "/api/v1/admin/concerts", teststack.AdminToken, map[string]any{
+		"concertCode": "TRIO", "title": "Three of us", "maxActive": 5, "maxSeatsPerOrder": 3,
+		"dates": []map[string]any{{"concertDate": eve, "seats": 4, "price": price}},
+	})
+	c.expect(r, http.StatusCreated, "")
+	u := s.CreateUser(3 * price)
+	tok := s.Token("TRIO", u)
+	require.Equal(c.t, "ACTIVE", tok.Str("status"))
+	id := c.started("TRIO", u)
+	c.reached(id, booking.StatusActive)
+	c.expect(c.reserve("TRIO", tok.Str("token"), u, 1), http.StatusOK, "")
+	c.expect(s.Do(http.MethodPatch, "/api/v1/concerts/TRIO", tok.Str("token"),
+		map[string]any{"UUID": u, "concertDate": eve, "seatNumbers": []int{2, 3}}), http.StatusOK, "")
+	c.expect(c.pay(tok.Str("token"), u), http.StatusCreated, "")
+	c.capture("session-order-of-three-seats-paid", id, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
 }
 
 // openedWithADraw: a concert whose sale opens a few seconds after it is created. Two fans ask before the
