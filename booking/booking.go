@@ -28,12 +28,15 @@ const (
 	StatusExpired   Status = "EXPIRED"
 	StatusCancelled Status = "CANCELLED"
 	StatusSoldOut   Status = "SOLD_OUT"
+	// StatusClosed ends a session that was still waiting when the concert's sale closed (closesAt), or that
+	// asked for a token after it.
+	StatusClosed Status = "CLOSED"
 )
 
 // Terminal reports whether a session in this status has ended; its token then no longer opens anything.
 func (s Status) Terminal() bool {
 	switch s {
-	case StatusPaid, StatusExpired, StatusCancelled, StatusSoldOut:
+	case StatusPaid, StatusExpired, StatusCancelled, StatusSoldOut, StatusClosed:
 		return true
 	}
 	return false
@@ -42,7 +45,7 @@ func (s Status) Terminal() bool {
 // Valid reports whether s is one of the statuses above, so filters given by operators can be checked.
 func (s Status) Valid() bool {
 	switch s {
-	case StatusWaiting, StatusActive, StatusHeld, StatusPaid, StatusExpired, StatusCancelled, StatusSoldOut:
+	case StatusWaiting, StatusActive, StatusHeld, StatusPaid, StatusExpired, StatusCancelled, StatusSoldOut, StatusClosed:
 		return true
 	}
 	return false

@@ -154,6 +154,11 @@ type AdmissionStep struct {
 	// OpensAt is when the concert's sale opens, while it has not: nobody is admitted before, and the first
 	// step after it draws the pre-queue's order.
 	OpensAt time.Time `json:",omitzero"`
+	// ClosesAt is when the concert's sale closes, while it has not: the room steps then, to end everyone
+	// still waiting CLOSED. Closed says it has closed. Steps recorded before they existed decode them as
+	// zero.
+	ClosesAt time.Time `json:",omitzero"`
+	Closed   bool      `json:",omitempty"`
 }
 
 // OnSale is a concert a fan can still buy for: its performances with the seats free now.
@@ -161,7 +166,9 @@ type OnSale struct {
 	Code  string
 	Title string
 	// OpensAt is when the sale opens, if it has an opening time; fans who ask before it join the pre-queue.
-	OpensAt time.Time
+	// ClosesAt is when it closes, if it has a closing time.
+	OpensAt  time.Time
+	ClosesAt time.Time
 	// MaxSeatsPerOrder is how many seats one order may hold; MaxTicketsPerUser how many one fan may buy
 	// (0: no limit).
 	MaxSeatsPerOrder  int

@@ -17,6 +17,8 @@ type Concert struct {
 	MaxActive       int       `db:"max_active"`
 	AdmissionPaused bool      `db:"admission_paused"`
 	CreatedAt       time.Time `db:"created_at"`
+	// ClosesAt is when the sale closes; nil for never.
+	ClosesAt *time.Time `db:"closes_at"`
 }
 
 // NewConcert describes a concert to put on sale. Seats of each date are numbered 1..Seats.
@@ -28,9 +30,11 @@ type NewConcert struct {
 	MaxTicketsPerUser int
 	// MaxSeatsPerOrder is how many seats of one performance one session may hold and pay for at once; 0 is 1.
 	MaxSeatsPerOrder int
-	// OpensAt is when the sale opens (see migration 0008); zero opens it at once.
-	OpensAt time.Time
-	Dates   []NewConcertDate
+	// OpensAt is when the sale opens (see migration 0008); zero opens it at once. ClosesAt is when it closes
+	// (migration 0010), after OpensAt; zero never closes it.
+	OpensAt  time.Time
+	ClosesAt time.Time
+	Dates    []NewConcertDate
 }
 
 // NewConcertDate is one performance of a new concert.
@@ -57,18 +61,15 @@ type Seat struct {
 // date is taken.
 func (s *Store) CreateConcert(ctx context.Context, c NewConcert) error {
 	const insConcert = `
-INSERT INTO concerts (code, title, max_active, max_tickets_per_user, opens_at, max_seats_per_order)
-VALUES ($1, $2, $3, NULLIF($4, 0), $5, GREATEST($6, 1))`
+INSERT INTO concerts (code, title, max_active, max_tickets_per_user, opens_at, max_seats_per_order, closes_at)
+VALUES ($1, $2, $3, NULLIF($4, 0), $5, GREATEST($6, 1), $7)`
 	const insDate = `INSERT INTO concert_dates (concert_code, concert_date) VALUES ($1, $2)`
 	const insSeats = `
 INSERT INTO seats (concert_code, concert_date, seat_number, price)
 SELECT $1, $2, n, $4 FROM generate_series(1, $3::int) AS n`
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var opens sql.NullTime
-		if !c.OpensAt.IsZero() {
-			opens = sql.NullTime{Time: c.OpensAt, Valid: true}
-		}
-		if _, err := tx.ExecContext(ctx, insConcert, c.Code, c.Title, c.MaxActive, c.MaxTicketsPerUser, opens, c.MaxSeatsPerOrder); err != nil {
+		if _, err := tx.ExecContext(ctx, insConcert, c.Code, c.Title, c.MaxActive, c.MaxTicketsPerUser, nullTime(c.OpensAt),
+			c.MaxSeatsPerOrder, nullTime(c.ClosesAt)); err != nil {
 			return err
 		}
 		for _, d := range c.Dates {
@@ -84,6 +85,9 @@ SELECT $1, $2, n, $4 FROM generate_series(1, $3::int) AS n`
 	if isUniqueViolation(err, "") {
 		return fmt.Errorf("concert %s: %w", c.Code, ErrDuplicate)
 	}
+	if isCheckViolation(err, closesAfterOpening) {
+		return fmt.Errorf("concert %s: %w", c.Code, ErrClosesBeforeOpening)
+	}
 	if err != nil {
 		return fmt.Errorf("create concert %s: %w", c.Code, err)
 	}
@@ -92,7 +96,7 @@ SELECT $1, $2, n, $4 FROM generate_series(1, $3::int) AS n`
 
 // GetConcert returns a concert; ErrNotFound if the code is unknown.
 func (s *Store) GetConcert(ctx context.Context, code string) (Concert, error) {
-	const q = `SELECT code, title, max_active, admission_paused, created_at FROM concerts WHERE code = $1`
+	const q = `SELECT code, title, max_active, admission_paused, created_at, closes_at FROM concerts WHERE code = $1`
 	var c Concert
 	if err := s.db.GetContext(ctx, &c, q, code); err != nil {
 		return Concert{}, noRows(err, "concert "+code)
@@ -140,7 +144,7 @@ func (s *Store) SetAdmission(ctx context.Context, code string, paused *bool, max
 	const q = `
 UPDATE concerts SET admission_paused = COALESCE($2, admission_paused), max_active = COALESCE($3, max_active)
 WHERE code = $1
-RETURNING code, title, max_active, admission_paused, created_at`
+RETURNING code, title, max_active, admission_paused, created_at, closes_at`
 	var c Concert
 	if err := s.db.GetContext(ctx, &c, q, code, paused, maxActive); err != nil {
 		return Concert{}, noRows(err, "concert "+code)
@@ -160,27 +164,76 @@ func (s *Store) PendingOpening(ctx context.Context, code string) (time.Time, err
 	return at.Time, nil
 }
 
+// nullTime is t for a nullable column: NULL when zero.
+func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t.IsZero()} }
+
+// closesAfterOpening is the constraint that a concert's sale closes after it opens (migration 0010).
+const closesAfterOpening = "concerts_closes_after_opening"
+
+// ErrClosesBeforeOpening means a closing time was not after the opening time.
+var ErrClosesBeforeOpening = errors.New("the sale must close after it opens")
+
+// ErrSaleClosed means the concert's sale has closed: its closing can no longer move.
+var ErrSaleClosed = errors.New("the sale has closed")
+
 // ErrSaleOpened means the concert's sale has opened already (or, without an opening time, has sessions): its
 // opening can no longer move.
 var ErrSaleOpened = errors.New("the sale has opened")
 
-// SetOpening moves the opening of a concert's sale to at, while it has not opened: its opening is still
-// ahead, or it has none and nobody has joined yet. ErrSaleOpened otherwise; ErrNotFound for an unknown
-// concert. The waiting room must be woken to sleep until the new time.
+// SetOpening moves the opening of a concert's sale (see SetSaleTimes).
 func (s *Store) SetOpening(ctx context.Context, code string, at time.Time) error {
-	const q = `
-UPDATE concerts c SET opens_at = $2
-WHERE c.code = $1 AND c.drawn_at IS NULL
-  AND (c.opens_at > now() OR (c.opens_at IS NULL AND NOT EXISTS (SELECT 1 FROM sessions x WHERE x.concert_code = c.code)))`
-	r, err := s.db.ExecContext(ctx, q, code, at)
+	return s.SetSaleTimes(ctx, code, &at, nil)
+}
+
+// SetClosing moves the closing of a concert's sale (see SetSaleTimes).
+func (s *Store) SetClosing(ctx context.Context, code string, at time.Time) error {
+	return s.SetSaleTimes(ctx, code, nil, &at)
+}
+
+// SetSaleTimes moves the opening and the closing of a concert's sale, either or both, in one change, so
+// they never cross on the way. The opening moves while the sale has not opened: its opening is still
+// ahead, or it has none and nobody has joined yet (ErrSaleOpened otherwise). The closing moves while the
+// sale has not closed (ErrSaleClosed otherwise); a time already past closes it now, so the admissions
+// before stay within the sale. ErrClosesBeforeOpening when the closing would not be after the opening,
+// ErrNotFound for an unknown concert. The waiting room must be woken, to act at the new times.
+func (s *Store) SetSaleTimes(ctx context.Context, code string, opens, closes *time.Time) error {
+	const lock = `
+SELECT drawn_at IS NULL AND COALESCE(opens_at > now(), NOT EXISTS (SELECT 1 FROM sessions x WHERE x.concert_code = c.code)) AS unopened,
+       closes_at IS NULL OR closes_at > now() AS unclosed
+FROM concerts c WHERE code = $1 FOR UPDATE`
+	const set = `
+UPDATE concerts SET opens_at = CASE WHEN $2 THEN $3 ELSE opens_at END,
+                    closes_at = CASE WHEN $4 THEN GREATEST($5, now()) ELSE closes_at END
+WHERE code = $1`
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var st struct {
+			Unopened bool `db:"unopened"`
+			Unclosed bool `db:"unclosed"`
+		}
+		if err := tx.GetContext(ctx, &st, lock, code); err != nil {
+			return noRows(err, "concert "+code)
+		}
+		switch {
+		case opens != nil && !st.Unopened:
+			return ErrSaleOpened
+		case closes != nil && !st.Unclosed:
+			return ErrSaleClosed
+		}
+		var o, c time.Time
+		if opens != nil {
+			o = *opens
+		}
+		if closes != nil {
+			c = *closes
+		}
+		_, err := tx.ExecContext(ctx, set, code, opens != nil, nullTime(o), closes != nil, nullTime(c))
+		if isCheckViolation(err, closesAfterOpening) {
+			return ErrClosesBeforeOpening
+		}
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("set the opening of %s: %w", code, err)
+		return fmt.Errorf("move the sale times of %s: %w", code, err)
 	}
-	if n, err := r.RowsAffected(); err != nil || n == 1 {
-		return err
-	}
-	if _, err := s.GetConcert(ctx, code); err != nil {
-		return err
-	}
-	return ErrSaleOpened
+	return nil
 }

@@ -183,6 +183,12 @@ func isUniqueViolation(err error, constraint string) bool {
 	return constraint == "" || pqErr.Constraint == constraint
 }
 
+// isCheckViolation reports whether err is a violation of the named CHECK constraint.
+func isCheckViolation(err error, constraint string) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "23514" && pqErr.Constraint == constraint
+}
+
 // inTx runs fn in a transaction that is rolled back unless fn succeeds and the commit does.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)

@@ -58,6 +58,15 @@ const (
 	// max_seats_per_order, and all of a session's seats are of one performance. HoldSeat counts the order's
 	// seats under the session's row lock before it takes another.
 	InvariantOrderWithinSeatsPerOrder = "order-within-seats-per-order"
+	// InvariantAdmittedWithinTheSale: no session was admitted before its concert's sale opened (opens_at)
+	// or after it closed (closes_at). Every admission decides under the concert's row with the same clock
+	// it records admitted_at with.
+	InvariantAdmittedWithinTheSale = "admitted-within-the-sale"
+	// InvariantDrawIsAPermutation: the draw at opening dealt out exactly the places the pre-queue held
+	// (the drawn sessions' places before the draw, drawn_from, are their places after it, in some order),
+	// and only to sessions that joined before the opening. Draws before migration 0010 recorded no
+	// drawn_from and are not checked.
+	InvariantDrawIsAPermutation = "draw-is-a-permutation"
 )
 
 // maxViolationsPerInvariant bounds what one invariant lists, so a badly broken database gives a report a
@@ -264,6 +273,31 @@ WHERE s.session_id IS NOT NULL
 GROUP BY s.session_id, c.max_seats_per_order
 HAVING count(*) > c.max_seats_per_order OR count(DISTINCT s.concert_date) > 1`
 
+const admittedWithinTheSaleQuery = `
+SELECT 'session ' || x.id AS subject,
+       CASE WHEN x.admitted_at < c.opens_at
+            THEN format('admitted at %s, before the sale opened at %s', to_char(x.admitted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                        to_char(c.opens_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+            ELSE format('admitted at %s, after the sale closed at %s', to_char(x.admitted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                        to_char(c.closes_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+       END AS detail
+FROM sessions x JOIN concerts c ON c.code = x.concert_code
+WHERE x.admitted_at < c.opens_at OR x.admitted_at >= c.closes_at`
+
+const drawIsAPermutationQuery = `
+SELECT 'concert ' || c.code AS subject,
+       concat_ws('; ',
+           CASE WHEN d.dealt IS DISTINCT FROM d.held
+                THEN format('the draw dealt places %s but the pre-queue held %s', d.dealt, d.held) END,
+           CASE WHEN d.late > 0 THEN format('%s drawn sessions joined after the opening', d.late) END) AS detail
+FROM concerts c
+CROSS JOIN LATERAL (
+    SELECT array_agg(x.seq ORDER BY x.seq) AS dealt, array_agg(x.drawn_from ORDER BY x.drawn_from) AS held,
+           count(*) FILTER (WHERE x.created_at >= c.opens_at) AS late
+    FROM sessions x WHERE x.concert_code = c.code AND x.drawn_from IS NOT NULL
+) d
+WHERE c.drawn_at IS NOT NULL AND (d.dealt IS DISTINCT FROM d.held OR d.late > 0)`
+
 // invariantChecks lists the checks in the order the report shows them: money first.
 var invariantChecks = []invariantCheck{
 	{name: InvariantBalanceEqualsLedger, query: balanceEqualsLedgerQuery},
@@ -279,6 +313,8 @@ var invariantChecks = []invariantCheck{
 	{name: InvariantSessionNotStale, query: sessionNotStaleQuery, asOf: true, graced: true},
 	{name: InvariantFanWithinTicketLimit, query: fanWithinTicketLimitQuery},
 	{name: InvariantOrderWithinSeatsPerOrder, query: orderWithinSeatsPerOrderQuery},
+	{name: InvariantAdmittedWithinTheSale, query: admittedWithinTheSaleQuery},
+	{name: InvariantDrawIsAPermutation, query: drawIsAPermutationQuery},
 }
 
 // violationRow is one row of an invariant query.

@@ -103,7 +103,7 @@ WITH st AS (
            EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND status = 'WAITING') AS waiting,
            c.opens_at IS NOT NULL AND (c.opens_at > now() OR c.drawn_at IS NULL) AS unopened
     FROM concerts c
-    WHERE c.code = $1
+    WHERE c.code = $1 AND (c.closes_at IS NULL OR c.closes_at > now())
       AND EXISTS (SELECT 1 FROM seats WHERE concert_code = c.code AND status <> 'SOLD')
       AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND user_uuid = $2
                                                 AND status IN ('WAITING', 'ACTIVE', 'HELD'))

@@ -15,18 +15,20 @@ import (
 // seats free now. Sold-out concerts are left out.
 func (s *Store) ConcertsOnSale(ctx context.Context) ([]booking.OnSale, error) {
 	const q = `
-SELECT c.code, c.title, c.opens_at, c.max_seats_per_order, c.max_tickets_per_user, d.concert_date,
+SELECT c.code, c.title, c.opens_at, c.closes_at, c.max_seats_per_order, c.max_tickets_per_user, d.concert_date,
        count(*) FILTER (WHERE st.status = 'AVAILABLE' OR (st.status = 'HELD' AND st.held_until <= now())) AS available,
        count(*) FILTER (WHERE st.status <> 'SOLD') AS unsold
 FROM concerts c
 JOIN concert_dates d ON d.concert_code = c.code
 JOIN seats st ON st.concert_code = d.concert_code AND st.concert_date = d.concert_date
-GROUP BY c.code, c.title, c.opens_at, c.max_seats_per_order, c.max_tickets_per_user, d.concert_date
+WHERE c.closes_at IS NULL OR c.closes_at > now()
+GROUP BY c.code, c.title, c.opens_at, c.closes_at, c.max_seats_per_order, c.max_tickets_per_user, d.concert_date
 ORDER BY c.code, d.concert_date`
 	var rows []struct {
 		Code      string        `db:"code"`
 		Title     string        `db:"title"`
 		OpensAt   sql.NullTime  `db:"opens_at"`
+		ClosesAt  sql.NullTime  `db:"closes_at"`
 		PerOrder  int           `db:"max_seats_per_order"`
 		PerFan    sql.NullInt64 `db:"max_tickets_per_user"`
 		Date      time.Time     `db:"concert_date"`
@@ -40,7 +42,7 @@ ORDER BY c.code, d.concert_date`
 	unsold := 0
 	for i, r := range rows {
 		if i == 0 || rows[i-1].Code != r.Code {
-			out = append(out, booking.OnSale{Code: r.Code, Title: r.Title, OpensAt: r.OpensAt.Time,
+			out = append(out, booking.OnSale{Code: r.Code, Title: r.Title, OpensAt: r.OpensAt.Time, ClosesAt: r.ClosesAt.Time,
 				MaxSeatsPerOrder: r.PerOrder, MaxTicketsPerUser: int(r.PerFan.Int64)})
 			unsold = 0
 		}

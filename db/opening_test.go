@@ -83,6 +83,18 @@ func TestTheSaleOpensWithADrawOfThePreQueue(t *testing.T) {
 	again := seqs(t, store, code)
 	delete(again, late.ID)
 	assert.Equal(t, drawn, again, "a second step deals nothing again")
+
+	found, err := store.CheckInvariants(t.Context(), time.Minute)
+	require.NoError(t, err)
+	assert.Empty(t, found)
+	// A place dealt twice and one lost, and a session admitted before the opening, are reported.
+	first, second := byPlace(drawn)[0], byPlace(drawn)[1]
+	exec(t, store, `UPDATE sessions SET seq = seq + 100000 WHERE id = $1`, second)
+	exec(t, store, `UPDATE sessions SET admitted_at = admitted_at - interval '2 hours' WHERE id = $1`, first)
+	requireViolations(t, store, time.Minute, []db.Violation{
+		{Invariant: db.InvariantDrawIsAPermutation, Subject: "concert " + code, Detail: "the draw dealt places"},
+		{Invariant: db.InvariantAdmittedWithinTheSale, Subject: "session " + first, Detail: "before the sale opened"},
+	})
 }
 
 // seqs maps each session of a concert to its place (sequence number).

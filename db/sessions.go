@@ -336,7 +336,8 @@ FROM concerts c WHERE c.code = $1`
 SELECT c.max_active, c.admission_paused, (` + liveCountOf + `) AS live,
        (` + nextFreeOf + `) AS next_free,
        (SELECT count(*) FROM sessions WHERE concert_code = c.code AND NOT notified) AS untold,
-       CASE WHEN c.opens_at > now() THEN c.opens_at END AS opens_at
+       CASE WHEN c.opens_at > now() THEN c.opens_at END AS opens_at,
+       CASE WHEN c.closes_at > now() THEN c.closes_at END AS closes_at, c.closes_at <= now() AS closed
 FROM concerts c
 WHERE c.code = $1
   AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND status = 'WAITING')
@@ -368,6 +369,8 @@ FROM stale`
 		NextFree  sql.NullTime `db:"next_free"`
 		Untold    int          `db:"untold"`
 		OpensAt   sql.NullTime `db:"opens_at"`
+		ClosesAt  sql.NullTime `db:"closes_at"`
+		Closed    sql.NullBool `db:"closed"`
 	}
 	grace := micros(s.repairGrace())
 	switch err := s.db.GetContext(ctx, &q, quiet, code, grace); {
@@ -375,14 +378,18 @@ FROM stale`
 		// A concert that opens later says so even with nobody waiting yet: its waiting room then sleeps until
 		// the opening, and the fans who join before it need not wake it.
 		return booking.AdmissionStep{MaxActive: q.MaxActive, Paused: q.Paused, Live: q.Live, NextFree: q.NextFree.Time,
-			Untold: q.Untold, OpensAt: q.OpensAt.Time}, nil
+			Untold: q.Untold, OpensAt: q.OpensAt.Time, ClosesAt: q.ClosesAt.Time, Closed: q.Closed.Bool}, nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return booking.AdmissionStep{}, fmt.Errorf("admit next of %s: %w", code, err)
 	}
 	const lockForStep = `
 SELECT max_active, admission_paused, opens_at, draw_salt::text AS draw_salt,
-       opens_at > now() AS before_opening, opens_at <= now() AND drawn_at IS NULL AS draw_due
+       opens_at > now() AS before_opening, opens_at <= now() AND drawn_at IS NULL AS draw_due,
+       CASE WHEN closes_at > now() THEN closes_at END AS closes_at, closes_at <= now() AS closed
 FROM concerts WHERE code = $1 FOR NO KEY UPDATE`
+	const closed = `
+UPDATE sessions SET status = 'CLOSED', notified = false, status_since = now()
+WHERE concert_code = $1 AND status = 'WAITING'`
 	var res booking.AdmissionStep
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var cfg struct {
@@ -392,11 +399,14 @@ FROM concerts WHERE code = $1 FOR NO KEY UPDATE`
 			Salt          string       `db:"draw_salt"`
 			BeforeOpening sql.NullBool `db:"before_opening"`
 			DrawDue       sql.NullBool `db:"draw_due"`
+			ClosesAt      sql.NullTime `db:"closes_at"`
+			Closed        sql.NullBool `db:"closed"`
 		}
 		if err := tx.GetContext(ctx, &cfg, lockForStep, code); err != nil {
 			return noRows(err, "concert "+code)
 		}
 		res.MaxActive, res.Paused = cfg.MaxActive, cfg.Paused
+		res.ClosesAt, res.Closed = cfg.ClosesAt.Time, cfg.Closed.Bool
 		beforeOpening := cfg.BeforeOpening.Bool
 		if beforeOpening {
 			res.OpensAt = cfg.OpensAt.Time // nobody is admitted before the opening
@@ -427,6 +437,11 @@ FROM concerts WHERE code = $1 FOR NO KEY UPDATE`
 				return err
 			}
 			res.Live = 0
+		case res.Closed:
+			// Everyone still waiting is turned away; those admitted before the closing finish in their windows.
+			if _, err := tx.ExecContext(ctx, closed, code); err != nil {
+				return err
+			}
 		case !cfg.Paused && !beforeOpening && res.Live < cfg.MaxActive:
 			n := min(cfg.MaxActive-res.Live, AdmitBatchLimit)
 			r, err := tx.ExecContext(ctx, admit, code, n, micros(admissionWindow))
@@ -553,7 +568,7 @@ WITH pre AS (
 ), places AS (
     SELECT seq, row_number() OVER (ORDER BY seq) AS r FROM pre
 )
-UPDATE sessions x SET seq = -places.seq FROM drawn JOIN places USING (r) WHERE x.id = drawn.id`
+UPDATE sessions x SET seq = -places.seq, drawn_from = x.seq FROM drawn JOIN places USING (r) WHERE x.id = drawn.id`
 	const settle = `UPDATE sessions SET seq = -seq WHERE concert_code = $1 AND seq < 0`
 	const record = `UPDATE concerts SET drawn_at = now() WHERE code = $1`
 	if _, err := tx.ExecContext(ctx, deal, code, opensAt, salt); err != nil {
