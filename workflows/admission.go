@@ -69,6 +69,7 @@ func Admission(ctx workflow.Context, in AdmissionInput) error {
 		view = AdmissionView{
 			ConcertCode: in.ConcertCode, Steps: view.Steps + 1, Admitted: view.Admitted + res.Admitted,
 			Waiting: res.Waiting, Live: res.Live, MaxActive: res.MaxActive, Paused: res.Paused, SoldOut: res.SoldOut,
+			Closed: res.Closed,
 		}
 		if res.Admitted > 0 {
 			logger.Info("Admitted", "Count", res.Admitted, "Waiting", res.Waiting, "Live", res.Live)
@@ -96,6 +97,11 @@ func Admission(ctx workflow.Context, in AdmissionInput) error {
 			}
 		default:
 			sleep = admissionIdle
+		}
+		if closing := res.ClosesAt.Sub(workflow.Now(ctx)) + slotMargin; !res.ClosesAt.IsZero() && closing < sleep {
+			// The step after the closing ends everyone still waiting CLOSED. (Only concerts with a closing
+			// time say when; no step recorded before they could has it, so no history changes.)
+			sleep = max(closing, time.Second)
 		}
 		timerCtx, cancelTimer := workflow.WithCancel(ctx)
 		timer := workflow.NewTimerWithOptions(timerCtx, sleep, workflow.TimerOptions{Summary: "next admission step"})
@@ -137,6 +143,8 @@ func (v AdmissionView) summary() string {
 	switch {
 	case v.SoldOut:
 		state = "sold out"
+	case v.Closed:
+		state = "sale closed"
 	case v.Paused:
 		state = "**paused**"
 	}

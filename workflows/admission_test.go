@@ -351,3 +351,20 @@ func TestAdmission_BeforeTheOpening_SleepsUntilIt(t *testing.T) {
 	h.admissionEnded()
 	assert.Equal(t, []time.Duration{0, 10*time.Minute + slotMargin, 10*time.Minute + slotMargin + admissionIdle}, h.stepTimes())
 }
+
+// A waiting room whose sale closes before its next step would come wakes at the closing: that step ends
+// everyone still waiting CLOSED.
+func TestAdmission_ASaleThatCloses_StepsAtTheClosing(t *testing.T) {
+	h := newAdmissionHarness(t)
+	closes := t0.Add(20 * time.Second)
+	h.expectStep(booking.AdmissionStep{Waiting: 3, Live: 5, MaxActive: 5, ClosesAt: closes})
+	h.expectStep(booking.AdmissionStep{Closed: true, Live: 5, MaxActive: 5})
+	h.expectStep(booking.AdmissionStep{SoldOut: true})
+	h.forbidOthers()
+
+	h.env.ExecuteWorkflow(Admission, admissionInput())
+
+	h.admissionEnded()
+	assert.Equal(t, []time.Duration{0, 20*time.Second + slotMargin, 20*time.Second + slotMargin + admissionIdle}, h.stepTimes(),
+		"the full room would have slept until its first slot frees or an idle minute; it woke at the closing")
+}

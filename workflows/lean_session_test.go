@@ -250,3 +250,18 @@ func TestLeanSession_AnOrderOfSeveralSeats_AddsSeatsWithinTheFirstWindow(t *test
 		})
 	}
 }
+
+// A session still waiting when the sale closes ends CLOSED when the waiting room's notice comes, with
+// nothing to release.
+func TestLeanSession_WaitingWhenTheSaleCloses_EndsClosed(t *testing.T) {
+	h := newLeanHarness(t)
+	h.expectAttach(booking.Attachment{Status: booking.StatusWaiting}, 0)
+	h.forbidOthers()
+	h.signal(time.Minute, booking.SignalAdmission, booking.AdmissionNotice{Status: booking.StatusClosed})
+
+	h.env.ExecuteWorkflow(BookingSession, leanInput())
+
+	res := h.leanResult()
+	assert.Equal(t, booking.StatusClosed, res.Status)
+	assert.Equal(t, []string{"Attach"}, h.names())
+}

@@ -101,4 +101,5 @@ type AdmissionView struct {
 	MaxActive   int
 	Paused      bool
 	SoldOut     bool
+	Closed      bool `json:",omitempty"`
 }

@@ -228,6 +228,8 @@ func (s *session) waitForAdmission(ctx workflow.Context) error {
 		s.admit(ctx, s.admission.ActiveUntil)
 	case booking.StatusSoldOut:
 		s.setStatus(ctx, booking.StatusSoldOut)
+	case booking.StatusClosed: // the sale closed before the session's turn came
+		s.setStatus(ctx, booking.StatusClosed)
 	default:
 		s.admission = nil // not a notice this status acts on
 	}
