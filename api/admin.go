@@ -30,6 +30,7 @@ type admissionResponse struct {
 	Paused      bool       `json:"paused"`
 	MaxActive   int        `json:"maxActive"`
 	OpensAt     *time.Time `json:"opensAt"`
+	ClosesAt    *time.Time `json:"closesAt"`
 }
 
 // setAdmission pauses or resumes a concert's admission and changes maxActive; the waiting room is woken so
@@ -72,28 +73,34 @@ func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
 		v := int(n)
 		maxActive = &v
 	}
-	var opensAt *time.Time
-	if b.given("opensAt") {
-		s, p := b.str("opensAt")
-		if p != nil {
-			writeProblem(w, r, p)
-			return
-		}
-		at, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			writeProblem(w, r, invalid("opensAt must be an instant with its zone, like 2026-12-01T10:00:00Z"))
-			return
-		}
-		opensAt = &at
-	}
-	if paused == nil && maxActive == nil && opensAt == nil {
-		writeProblem(w, r, invalid("give paused, maxActive, opensAt or several"))
+	opensAt, p := b.instant("opensAt")
+	if p != nil {
+		writeProblem(w, r, p)
 		return
 	}
-	if opensAt != nil {
-		switch err := h.store.SetOpening(ctx, code, *opensAt); {
+	closesAt, p := b.instant("closesAt")
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	if paused == nil && maxActive == nil && opensAt == nil && closesAt == nil {
+		writeProblem(w, r, invalid("give paused, maxActive, opensAt, closesAt or several"))
+		return
+	}
+	if closesAt != nil && opensAt != nil && !closesAt.After(*opensAt) {
+		writeProblem(w, r, invalid("closesAt must be after opensAt"))
+		return
+	}
+	if opensAt != nil || closesAt != nil {
+		switch err := h.store.SetSaleTimes(ctx, code, opensAt, closesAt); {
 		case errors.Is(err, db.ErrSaleOpened):
 			writeProblem(w, r, problem(http.StatusConflict, "sale-opened", "the sale of "+code+" has opened; its opening can no longer move"))
+			return
+		case errors.Is(err, db.ErrSaleClosed):
+			writeProblem(w, r, problem(http.StatusConflict, "sale-closed", "the sale of "+code+" has closed; its closing can no longer move"))
+			return
+		case errors.Is(err, db.ErrClosesBeforeOpening):
+			writeProblem(w, r, invalid("the sale must close after it opens"))
 			return
 		case err != nil:
 			writeProblem(w, r, h.storeProblem(ctx, err, "concert-not-found", "no concert has code "+code))
@@ -115,6 +122,9 @@ func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
 	if opensAt != nil {
 		reason += " opensAt=" + opensAt.UTC().Format(time.RFC3339)
 	}
+	if closesAt != nil {
+		reason += " closesAt=" + closesAt.UTC().Format(time.RFC3339)
+	}
 	if _, err := h.store.RecordAudit(r.Context(), db.AuditEntry{
 		Action: "admission", Target: code, Actor: actor(r, nil), Reason: reason, Outcome: "applied",
 	}); err != nil {
@@ -124,7 +134,16 @@ func (h *Handler) setAdmission(w http.ResponseWriter, r *http.Request) {
 		logFrom(ctx, h.log).Warn("Could not wake the waiting room", "concertCode", code, "error", err)
 	}
 	logFrom(ctx, h.log).Info("Admission changed", "concertCode", code, "paused", c.AdmissionPaused, "maxActive", c.MaxActive)
-	writeJSON(w, http.StatusOK, admissionResponse{ConcertCode: c.Code, Paused: c.AdmissionPaused, MaxActive: c.MaxActive, OpensAt: optionalTime(opening)})
+	writeJSON(w, http.StatusOK, admissionResponse{ConcertCode: c.Code, Paused: c.AdmissionPaused, MaxActive: c.MaxActive,
+		OpensAt: optionalTime(opening), ClosesAt: utcPtr(c.ClosesAt)})
+}
+
+// utcPtr is timePtr for an optional time held as a pointer.
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	return timePtr(*t)
 }
 
 // bookingView is one session as support staff see it.
@@ -158,7 +177,7 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if filter.Status != "" && !filter.Status.Valid() {
-		writeProblem(w, r, invalid("status must be one of WAITING, ACTIVE, HELD, PAID, EXPIRED, CANCELLED, SOLD_OUT"))
+		writeProblem(w, r, invalid("status must be one of WAITING, ACTIVE, HELD, PAID, EXPIRED, CANCELLED, SOLD_OUT, CLOSED"))
 		return
 	}
 	now := time.Now()

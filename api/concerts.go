@@ -131,7 +131,8 @@ func (h *Handler) createConcert(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"concertCode": c.Code, "title": c.Title, "maxActive": c.MaxActive, "maxTicketsPerUser": optionalLimit(c.MaxTicketsPerUser),
-		"maxSeatsPerOrder": c.MaxSeatsPerOrder, "opensAt": optionalTime(c.OpensAt), "dates": dates,
+		"maxSeatsPerOrder": c.MaxSeatsPerOrder, "opensAt": optionalTime(c.OpensAt), "closesAt": optionalTime(c.ClosesAt),
+		"dates": dates,
 	})
 }
 
@@ -188,16 +189,22 @@ func parseConcert(b body) (db.NewConcert, *Problem) {
 		}
 		c.MaxSeatsPerOrder = int(n)
 	}
-	if b.given("opensAt") {
-		raw, p := b.str("opensAt")
-		if p != nil {
-			return c, p
+	opens, p := b.instant("opensAt")
+	if p != nil {
+		return c, p
+	}
+	closes, p := b.instant("closesAt")
+	if p != nil {
+		return c, p
+	}
+	if opens != nil {
+		c.OpensAt = *opens
+	}
+	if closes != nil {
+		c.ClosesAt = *closes
+		if !closes.After(time.Now()) || (opens != nil && !closes.After(*opens)) {
+			return c, invalid("closesAt must be in the future and after opensAt")
 		}
-		at, err := time.Parse(time.RFC3339, raw)
-		if err != nil {
-			return c, invalid("opensAt must be an instant with its zone, like 2026-12-01T10:00:00Z")
-		}
-		c.OpensAt = at
 	}
 	dates, p := b.list("dates")
 	if p != nil {

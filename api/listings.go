@@ -15,6 +15,7 @@ type concertListing struct {
 	ConcertCode string     `json:"concertCode"`
 	Title       string     `json:"title"`
 	OpensAt     *time.Time `json:"opensAt"`
+	ClosesAt    *time.Time `json:"closesAt"`
 	// MaxSeatsPerOrder is how many seats one order may hold; MaxTicketsPerUser how many one fan may buy
 	// (null: no limit).
 	MaxSeatsPerOrder  int            `json:"maxSeatsPerOrder"`
@@ -34,7 +35,7 @@ func (h *Handler) listConcerts(w http.ResponseWriter, r *http.Request) {
 		}
 		out := make([]concertListing, len(onSale))
 		for i, c := range onSale {
-			l := concertListing{ConcertCode: c.Code, Title: c.Title, OpensAt: optionalTime(c.OpensAt),
+			l := concertListing{ConcertCode: c.Code, Title: c.Title, OpensAt: optionalTime(c.OpensAt), ClosesAt: optionalTime(c.ClosesAt),
 				MaxSeatsPerOrder: c.MaxSeatsPerOrder, MaxTicketsPerUser: optionalLimit(c.MaxTicketsPerUser),
 				Dates: make([]dateResponse, len(c.Dates))}
 			for j, d := range c.Dates {

@@ -65,6 +65,7 @@ var problemTitles = map[string]string{
 	"order-full":                  "The order holds as many seats as it may",
 	"one-date-per-order":          "An order is for one performance",
 	"sale-opened":                 "The sale has opened",
+	"sale-closed":                 "The sale has closed",
 	"already-holding":             "This session already holds a seat",
 	"no-seat-held":                "This session holds no seat",
 	"request-in-progress":         "Another request of this session is in progress",

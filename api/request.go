@@ -63,6 +63,22 @@ func (b body) given(name string) bool {
 	return ok && string(raw) != "null"
 }
 
+// instant reads an optional member that is an instant with its zone (RFC 3339): nil when absent or null.
+func (b body) instant(name string) (*time.Time, *Problem) {
+	if !b.given(name) {
+		return nil, nil
+	}
+	s, p := b.str(name)
+	if p != nil {
+		return nil, p
+	}
+	at, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return nil, invalid("%s must be an instant with its zone, like 2026-12-01T10:00:00Z", name)
+	}
+	return &at, nil
+}
+
 // str reads a required string member.
 func (b body) str(name string) (string, *Problem) {
 	raw, ok := b[name]
