@@ -27,6 +27,7 @@ type SessionCounts struct {
 	Expired   int64
 	Cancelled int64
 	SoldOut   int64
+	Closed    int64
 }
 
 // ByStatus returns the counts keyed by status as the sessions table spells it, every status present, so a
@@ -34,7 +35,7 @@ type SessionCounts struct {
 func (c SessionCounts) ByStatus() map[string]int64 {
 	return map[string]int64{
 		"WAITING": c.Waiting, "ACTIVE": c.Active, "HELD": c.Held, "PAID": c.Paid,
-		"EXPIRED": c.Expired, "CANCELLED": c.Cancelled, "SOLD_OUT": c.SoldOut,
+		"EXPIRED": c.Expired, "CANCELLED": c.Cancelled, "SOLD_OUT": c.SoldOut, "CLOSED": c.Closed,
 	}
 }
 
@@ -61,6 +62,7 @@ type concertStatsRow struct {
 	Expired        int64  `db:"expired"`
 	Cancelled      int64  `db:"cancelled"`
 	SoldOut        int64  `db:"sold_out"`
+	Closed         int64  `db:"closed"`
 	Admitted       int64  `db:"admitted"`
 	SeatsAvailable int64  `db:"seats_available"`
 	SeatsHeld      int64  `db:"seats_held"`
@@ -79,6 +81,7 @@ SELECT c.code AS concert_code,
        COALESCE(x.expired, 0)   AS expired,
        COALESCE(x.cancelled, 0) AS cancelled,
        COALESCE(x.sold_out, 0)  AS sold_out,
+       COALESCE(x.closed, 0)    AS closed,
        COALESCE(x.admitted, 0)  AS admitted,
        COALESCE(y.available, 0) AS seats_available,
        COALESCE(y.held, 0)      AS seats_held,
@@ -93,6 +96,7 @@ LEFT JOIN (
            count(*) FILTER (WHERE status = 'EXPIRED')   AS expired,
            count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled,
            count(*) FILTER (WHERE status = 'SOLD_OUT')  AS sold_out,
+           count(*) FILTER (WHERE status = 'CLOSED')    AS closed,
            count(admitted_at)                           AS admitted
     FROM sessions GROUP BY concert_code
 ) x ON x.concert_code = c.code
@@ -118,7 +122,7 @@ func (s *Store) ConcertStats(ctx context.Context) ([]ConcertStats, error) {
 			ConcertCode: r.ConcertCode,
 			Sessions: SessionCounts{
 				Waiting: r.Waiting, Active: r.Active, Held: r.Held, Paid: r.Paid,
-				Expired: r.Expired, Cancelled: r.Cancelled, SoldOut: r.SoldOut,
+				Expired: r.Expired, Cancelled: r.Cancelled, SoldOut: r.SoldOut, Closed: r.Closed,
 			},
 			Seats:    SeatCounts{Available: r.SeatsAvailable, Held: r.SeatsHeld, Sold: r.SeatsSold},
 			Admitted: r.Admitted,

@@ -105,7 +105,7 @@ func adminListBookings(ctx context.Context, args []string, out io.Writer) error 
 	fs := flag.NewFlagSet("concert admin bookings list", flag.ContinueOnError)
 	c := adminFlags(fs)
 	concert := fs.String("concert", "", "only this concert")
-	status := fs.String("status", "", "only this status (WAITING, ACTIVE, HELD, PAID, EXPIRED, CANCELLED, SOLD_OUT)")
+	status := fs.String("status", "", "only this status (WAITING, ACTIVE, HELD, PAID, EXPIRED, CANCELLED, SOLD_OUT, CLOSED)")
 	stuck := fs.Bool("stuck", false, "only live sessions past their deadline plus the grace period, from PostgreSQL, with what each needs")
 	limit := fs.Int("limit", 100, "at most this many")
 	asJSON := fs.Bool("json", false, "print the API's JSON")

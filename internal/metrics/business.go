@@ -11,7 +11,7 @@ import (
 
 var (
 	sessionsDesc = prometheus.NewDesc("concert_sessions",
-		"Booking sessions of a concert by stored status (WAITING, ACTIVE, HELD, PAID, EXPIRED, CANCELLED, SOLD_OUT).",
+		"Booking sessions of a concert by stored status (WAITING, ACTIVE, HELD, PAID, EXPIRED, CANCELLED, SOLD_OUT, CLOSED).",
 		[]string{"concert", "status"}, nil)
 	seatsDesc = prometheus.NewDesc("concert_seats",
 		"Seats of a concert by status as users see them (AVAILABLE, HELD, SOLD); a lapsed hold counts as AVAILABLE.",
