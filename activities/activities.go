@@ -232,9 +232,18 @@ func (a *Activities) NotifyAdmissions(ctx context.Context, admissions []booking.
 func classify(err error) error {
 	var short *db.InsufficientBalanceError
 	var seat *db.SeatError
+	var limit *db.LimitError
 	switch {
+	case errors.As(err, &limit) && errors.Is(err, db.ErrOrderFull):
+		return business(booking.ErrOrderFull, fmt.Sprintf("one order of this concert may hold %d seats; this one holds %d and asks for %d more",
+			limit.Limit, limit.Have, limit.Asked), err)
+	case errors.As(err, &limit) && errors.Is(err, db.ErrTicketLimit):
+		return business(booking.ErrTicketLimit, fmt.Sprintf("one fan may hold and buy %d tickets of this concert; you have %d and ask for %d more",
+			limit.Limit, limit.Have, limit.Asked), err)
 	case errors.As(err, &seat) && errors.Is(err, db.ErrSeatTaken):
 		return business(booking.ErrSeatTaken, fmt.Sprintf("seat %d is held or sold; none of the seats was held", seat.Seat), err)
+	case errors.As(err, &seat) && errors.Is(err, db.ErrAlreadyHolding):
+		return business(booking.ErrAlreadyHolding, fmt.Sprintf("this order holds seat %d already", seat.Seat), err)
 	case errors.As(err, &seat) && errors.Is(err, db.ErrSeatNotFound):
 		return business(booking.ErrSeatNotFound, fmt.Sprintf("the performance has no seat %d; none of the seats was held", seat.Seat), err)
 	case errors.As(err, &short):

@@ -67,9 +67,14 @@ func TestAFanBuysSeveralSeatsInOneOrder(t *testing.T) {
 	assert.Equal(t, []any{2.0, 4.0}, more.Body["seatNumbers"])
 	assert.EqualValues(t, 2*price, more.Body["price"])
 	assert.Equal(t, first.Str("heldUntil"), more.Str("heldUntil"), "later seats share the first seat's window")
+	again := patch(reserveBody(fan, eve, 2))
+	assert.Equal(t, http.StatusConflict, again.Status, string(again.Raw))
+	assert.Equal(t, "/problems/already-holding", again.ProblemType())
+	assert.Contains(t, again.Str("detail"), "holds seat 2 already")
 	full := patch(reserveBody(fan, eve, 5))
 	assert.Equal(t, http.StatusConflict, full.Status, string(full.Raw))
 	assert.Equal(t, "/problems/order-full", full.ProblemType())
+	assert.Contains(t, full.Str("detail"), "may hold 3 seats; this one holds 3 and asks for 1 more")
 
 	statuses := func() map[float64]string {
 		m := s.Do(http.MethodGet, "/api/v1/concerts/FAMILY/seats?concertDate="+eve, tok, nil)

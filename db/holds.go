@@ -156,10 +156,16 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 		switch {
 		case len(prev) > 0 && marked.SeatsPerOrder <= 1:
 			return ErrAlreadyHolding
-		case len(prev)+len(seats) > marked.SeatsPerOrder:
-			return fmt.Errorf("%w: it holds %d, asks for %d, and may hold %d", ErrOrderFull, len(prev), len(seats), marked.SeatsPerOrder)
 		case len(prev) > 0 && !prev[0].ConcertDate.Equal(p.ConcertDate):
 			return fmt.Errorf("%w: it holds seats of %s", ErrOtherDate, booking.FormatDate(prev[0].ConcertDate))
+		}
+		for _, n := range seats {
+			if slices.ContainsFunc(prev, func(r reservationRow) bool { return r.SeatNumber == n }) {
+				return &SeatError{Seat: n, Err: ErrAlreadyHolding}
+			}
+		}
+		if len(prev)+len(seats) > marked.SeatsPerOrder {
+			return &LimitError{Err: ErrOrderFull, Have: len(prev), Asked: len(seats), Limit: marked.SeatsPerOrder}
 		}
 		if marked.Limit.Valid { // only a concert with a limit pays for the fan's lock and the count
 			if err := withinTicketLimit(ctx, tx, p.SessionID, p.ConcertCode, len(seats), marked.Limit.Int64); err != nil {
@@ -241,7 +247,20 @@ func whyNotTaken(ctx context.Context, tx *sqlx.Tx, p booking.Hold, seats []int, 
 	return ErrSeatTaken
 }
 
-// SeatError names the seat of a hold of several seats that failed (ErrSeatNotFound or ErrSeatTaken).
+// LimitError says by how much a hold would pass a limit: the seats of the order (ErrOrderFull) or the
+// tickets of the fan (ErrTicketLimit). It matches its Err.
+type LimitError struct {
+	Err                error
+	Have, Asked, Limit int
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("%v: has %d, asks for %d more, limit %d", e.Err, e.Have, e.Asked, e.Limit)
+}
+func (e *LimitError) Unwrap() error { return e.Err }
+
+// SeatError names the seat of a hold that failed: missing or taken, of several asked for (ErrSeatNotFound,
+// ErrSeatTaken), or in the order already (ErrAlreadyHolding).
 type SeatError struct {
 	Seat int
 	Err  error
@@ -276,7 +295,7 @@ FROM fan`
 		return err
 	}
 	if tickets+int64(n) > limit {
-		return ErrTicketLimit
+		return &LimitError{Err: ErrTicketLimit, Have: int(tickets), Asked: n, Limit: int(limit)}
 	}
 	return nil
 }

@@ -210,3 +210,25 @@ func TestOrdersRacingForOverlappingSeatsNeverDeadlockOrShareASeat(t *testing.T) 
 	require.NoError(t, err)
 	assert.Empty(t, found)
 }
+
+// TestARefusedOrderSaysByHowMuch proves the answers a fan reads when an order cannot grow: a seat the order
+// holds already is named, and a limit says what the fan has, asks for and may have.
+func TestARefusedOrderSaysByHowMuch(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := newOrderShow(t, store, 3, 4, 6, 1_000)
+	sess := admitted(t, store, s.code, newUser(t, store, 0))
+	hold(t, store, s, sess.ID, 1)
+
+	_, err := store.HoldSeat(t.Context(), holdSeats(s, sess.ID, 2, 1))
+	require.ErrorIs(t, err, db.ErrAlreadyHolding)
+	var seat *db.SeatError
+	require.ErrorAs(t, err, &seat)
+	assert.Equal(t, 1, seat.Seat)
+
+	_, err = store.HoldSeat(t.Context(), holdSeats(s, sess.ID, 2, 3, 4))
+	var limit *db.LimitError
+	require.ErrorAs(t, err, &limit)
+	require.ErrorIs(t, err, db.ErrOrderFull)
+	assert.Equal(t, db.LimitError{Err: db.ErrOrderFull, Have: 1, Asked: 3, Limit: 3}, *limit)
+}

@@ -124,12 +124,12 @@ func TestConcertStatsWrapsTheContextErrorOfACancelledScrape(t *testing.T) {
 
 func TestConcertStatsByStatusNamesEveryStatusAsTheTablesSpellIt(t *testing.T) {
 	t.Parallel()
-	sessions := db.SessionCounts{Waiting: 1, Active: 2, Held: 3, Paid: 4, Expired: 5, Cancelled: 6, SoldOut: 7}
+	sessions := db.SessionCounts{Waiting: 1, Active: 2, Held: 3, Paid: 4, Expired: 5, Cancelled: 6, SoldOut: 7, Closed: 8}
 	seats := db.SeatCounts{Available: 1, Held: 2, Sold: 3}
 
 	assert.Equal(t, map[string]int64{
 		"WAITING": 1, "ACTIVE": 2, "HELD": 3, "PAID": 4,
-		"EXPIRED": 5, "CANCELLED": 6, "SOLD_OUT": 7,
+		"EXPIRED": 5, "CANCELLED": 6, "SOLD_OUT": 7, "CLOSED": 8,
 	}, sessions.ByStatus())
 	assert.Equal(t, map[string]int64{seatAvailable: 1, seatHeld: 2, seatSold: 3}, seats.ByStatus())
 }
