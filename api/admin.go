@@ -148,14 +148,16 @@ func utcPtr(t *time.Time) *time.Time {
 
 // bookingView is one session as support staff see it.
 type bookingView struct {
-	BookingID   string     `json:"bookingId"`
-	SessionID   string     `json:"sessionId"`
-	RunID       string     `json:"runId"`
-	ConcertCode string     `json:"concertCode"`
-	UUID        string     `json:"UUID"`
-	Status      string     `json:"status"`
-	ConcertDate *string    `json:"concertDate"`
-	SeatNumber  *int64     `json:"seatNumber"`
+	BookingID   string  `json:"bookingId"`
+	SessionID   string  `json:"sessionId"`
+	RunID       string  `json:"runId"`
+	ConcertCode string  `json:"concertCode"`
+	UUID        string  `json:"UUID"`
+	Status      string  `json:"status"`
+	ConcertDate *string `json:"concertDate"`
+	SeatNumber  *int64  `json:"seatNumber"`
+	// SeatNumbers lists every seat of the order; seatNumber is the one operators can search for.
+	SeatNumbers []int      `json:"seatNumbers,omitempty"`
 	Since       *time.Time `json:"since"`
 	Deadline    *time.Time `json:"deadline"`
 	Stuck       bool       `json:"stuck"`
@@ -229,14 +231,17 @@ func (h *Handler) listBookings(w http.ResponseWriter, r *http.Request) {
 		sessionIDs = append(sessionIDs, l.SessionID)
 	}
 	// Visibility holds no personal data: the users come from the store of record.
-	users, err := h.store.SessionUsers(ctx, sessionIDs)
+	owners, err := h.store.SessionOwners(ctx, sessionIDs)
 	if err != nil {
 		writeProblem(w, r, h.storeProblem(ctx, err, "", ""))
 		return
 	}
 	for i := range out {
-		if u, ok := users[out[i].SessionID]; ok {
-			out[i].UUID = u
+		if o, ok := owners[out[i].SessionID]; ok {
+			out[i].UUID = o.UserUUID
+			if out[i].SeatNumber != nil && len(o.Seats) > 0 {
+				out[i].SeatNumbers = o.Seats // the seat visibility shows is one of them
+			}
 		}
 	}
 	body := map[string]any{"bookings": out, "stuckGraceSeconds": h.cfg.StuckGrace.Seconds()}

@@ -100,6 +100,14 @@ func TestAFanBuysSeveralSeatsInOneOrder(t *testing.T) {
 	assert.Equal(t, []any{1.0, 2.0, 4.0}, mine[0].(map[string]any)["seatNumbers"])
 	assert.EqualValues(t, 3*price, mine[0].(map[string]any)["amount"])
 
+	var support []any
+	require.Eventually(t, func() bool {
+		r := s.Do(http.MethodGet, "/api/v1/admin/bookings?concertCode=FAMILY&status=PAID", teststack.AdminToken, nil)
+		support, _ = r.Body["bookings"].([]any)
+		return len(support) == 1
+	}, 10*time.Second, 100*time.Millisecond)
+	assert.Equal(t, []any{1.0, 2.0, 4.0}, support[0].(map[string]any)["seatNumbers"], "support sees every seat of the order")
+
 	violations, err := s.Store.CheckInvariants(t.Context(), time.Second)
 	require.NoError(t, err)
 	assert.Empty(t, violations)

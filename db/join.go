@@ -283,20 +283,35 @@ func (s *Store) WaitingBetween(ctx context.Context, code string, from, before in
 	return n, nil
 }
 
-// SessionUsers returns the user of each of these sessions that exists, by session ID. Support tooling
-// reads sessions from Temporal visibility, which holds no personal data, and names their users from here.
-func (s *Store) SessionUsers(ctx context.Context, ids []string) (map[string]string, error) {
-	const q = `SELECT id, user_uuid FROM sessions WHERE id = ANY($1)`
+// SessionOwner is who a session belongs to and the seats it holds or bought, in seat order.
+type SessionOwner struct {
+	UserUUID string
+	Seats    []int
+}
+
+// SessionOwners returns the owner of each of these sessions that exists, by session ID. Support tooling
+// reads sessions from Temporal visibility, which holds no personal data and one seat per session, and names
+// their users and every seat of their orders from here.
+func (s *Store) SessionOwners(ctx context.Context, ids []string) (map[string]SessionOwner, error) {
+	const q = `
+SELECT x.id, x.user_uuid,
+       (SELECT array_agg(st.seat_number ORDER BY st.seat_number) FROM seats st WHERE st.session_id = x.id) AS seats
+FROM sessions x WHERE x.id = ANY($1)`
 	var rows []struct {
-		ID   string `db:"id"`
-		User string `db:"user_uuid"`
+		ID    string        `db:"id"`
+		User  string        `db:"user_uuid"`
+		Seats pq.Int64Array `db:"seats"`
 	}
 	if err := s.db.SelectContext(ctx, &rows, q, pq.Array(ids)); err != nil {
-		return nil, fmt.Errorf("users of sessions: %w", err)
+		return nil, fmt.Errorf("owners of sessions: %w", err)
 	}
-	out := make(map[string]string, len(rows))
+	out := make(map[string]SessionOwner, len(rows))
 	for _, r := range rows {
-		out[r.ID] = r.User
+		o := SessionOwner{UserUUID: r.User}
+		for _, n := range r.Seats {
+			o.Seats = append(o.Seats, int(n))
+		}
+		out[r.ID] = o
 	}
 	return out, nil
 }

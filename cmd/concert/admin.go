@@ -130,6 +130,7 @@ func adminListBookings(ctx context.Context, args []string, out io.Writer) error 
 			Status      string  `json:"status"`
 			ConcertDate *string `json:"concertDate"`
 			SeatNumber  *int64  `json:"seatNumber"`
+			SeatNumbers []int   `json:"seatNumbers"`
 			Since       *string `json:"since"`
 			Deadline    *string `json:"deadline"`
 			Stuck       bool    `json:"stuck"`
@@ -157,6 +158,11 @@ func adminListBookings(ctx context.Context, args []string, out io.Writer) error 
 		seat := "-"
 		if b.ConcertDate != nil && b.SeatNumber != nil {
 			seat = fmt.Sprintf("%s #%d", *b.ConcertDate, *b.SeatNumber)
+			for _, n := range b.SeatNumbers {
+				if int64(n) != *b.SeatNumber {
+					seat += fmt.Sprintf(",%d", n)
+				}
+			}
 		}
 		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%t", b.BookingID, b.Status, seat, deref(b.Since), deref(b.Deadline), b.Stuck)
 		if *stuck {
