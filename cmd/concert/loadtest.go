@@ -32,6 +32,7 @@ func runLoadtest(ctx context.Context, args []string, out, progress io.Writer) er
 	fs.IntVar(&cfg.MaxActive, "max-active", cfg.MaxActive, "users admitted at once (the concert's maxActive)")
 	fs.DurationVar(&cfg.Ramp, "ramp", cfg.Ramp, "time over which users arrive, evenly spaced (0: all at once)")
 	fs.Float64Var(&cfg.Abandon, "abandon", cfg.Abandon, "share of users (0..1) who hold a seat and never pay")
+	fs.DurationVar(&cfg.ClosesIn, "closes-in", cfg.ClosesIn, "close the sale this long after creating the concert: users still waiting then end CLOSED (0: never)")
 	fs.IntVar(&cfg.SeatsPerOrder, "seats-per-order", cfg.SeatsPerOrder, "let one order hold up to this many seats: each user wants 1 to this many, holds them in one request (all or none) and pays once")
 	fs.DurationVar(&cfg.OpensIn, "opens-in", cfg.OpensIn, "open the sale this long after creating the concert: earlier arrivals join the pre-queue and are drawn at the opening (0: open at once)")
 	fs.Float64Var(&cfg.Leave, "leave", cfg.Leave, "share of users (0..1) who hold a seat, then leave (DELETE on the token) and give it back at once")

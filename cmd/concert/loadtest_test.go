@@ -109,6 +109,7 @@ func TestLoadtestRefusesBadFlags(t *testing.T) {
 		{"no users", []string{"--users", "0"}, "users"},
 		{"too many seats", []string{"--seats", "100001"}, "seats"},
 		{"too many seats per order", []string{"--seats-per-order", "11"}, "seats-per-order"},
+		{"closing before the opening", []string{"--opens-in", "10s", "--closes-in", "5s"}, "closes-in"},
 		{"poll bounds reversed", []string{"--poll-min", "2s", "--poll-max", "1s"}, "poll-min"},
 		{"no admin token", []string{"--admin-token", ""}, "admin token"},
 		{"stray argument", []string{"now"}, "unexpected arguments"},
@@ -138,6 +139,30 @@ func TestLoadtestReadBenchmarkComparesSeatMapsWithHealthz(t *testing.T) {
 		assert.Positive(t, r.P99Ms, name)
 	}
 	assert.InDelta(t, res.Seats.RequestsPerSecond/res.Healthz.RequestsPerSecond, res.SeatsRatio, 1e-9)
+}
+
+// TestLoadtestRunsAnOnSaleThatClosesAtATime runs `concert loadtest --closes-in`: abandoners keep the two
+// slots held past the closing, so the users still waiting then end CLOSED; nobody fails, every invariant
+// holds (nobody admitted after the closing among them).
+func TestLoadtestRunsAnOnSaleThatClosesAtATime(t *testing.T) {
+	s := teststack.Start(t, teststack.Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var out, progress bytes.Buffer
+	err := runLoadtest(ctx, []string{
+		"--target", s.URL, "--admin-token", teststack.AdminToken,
+		"--users", "12", "--seats", "30", "--max-active", "2", "--ramp", "0s", "--abandon", "0.5", "--closes-in", "3s",
+		"--price", "1000", "--poll-min", "100ms", "--poll-max", "300ms", "--seed", "5", "--json",
+		"--database-url", s.DatabaseURL,
+	}, &out, &progress)
+	require.NoError(t, err, "progress:\n%s\nreport:\n%s", progress.String(), out.String())
+	var rep loadtest.Report
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rep), out.String())
+	assert.Equal(t, 12, rep.UsersEnded, "%v", rep.Outcomes)
+	assert.Positive(t, rep.Outcomes["closed"], "users still waiting at the closing end CLOSED: %v", rep.Outcomes)
+	assert.Zero(t, rep.Outcomes["failed"], "%v", rep.FailureSamples)
+	assert.True(t, rep.InvariantsOK, "violations: %v", rep.Violations)
+	assert.Zero(t, rep.UnexpectedErrors, "errors: %v", rep.ErrorsByRequest)
 }
 
 // TestLoadtestRunsAnOnSaleThatOpensAtATime runs `concert loadtest --opens-in --seats-per-order --leave`:

@@ -52,6 +52,9 @@ type Config struct {
 	// OpensIn, when positive, opens the concert's sale that long after it is created: users who arrive
 	// before join the pre-queue, and the waiting room draws their order at the opening.
 	OpensIn time.Duration
+	// ClosesIn, when positive, closes the sale that long after the concert is created: users still waiting
+	// then end CLOSED, and users who arrive after it are turned away.
+	ClosesIn time.Duration
 	// SeatsPerOrder, above 1, lets one order hold that many seats (the concert's maxSeatsPerOrder): each
 	// user wants between 1 and that many, holds them with one request (seatNumbers, all or none) and pays
 	// for them at once. 0 is 1.
@@ -164,6 +167,8 @@ func (c *Config) fill() error {
 		return errors.New("abandon must be a share between 0 and 1")
 	case c.Leave < 0 || c.Abandon+c.Leave > 1 || math.IsNaN(c.Leave):
 		return errors.New("leave must be a share between 0 and 1, and abandon + leave at most 1")
+	case c.ClosesIn < 0 || (c.ClosesIn > 0 && c.ClosesIn <= c.OpensIn):
+		return errors.New("closes-in must be after opens-in")
 	case c.SeatsPerOrder < 0 || c.SeatsPerOrder > booking.MaxSeatsPerOrder:
 		return fmt.Errorf("seats-per-order must be between 1 and %d", booking.MaxSeatsPerOrder)
 	case c.Price < 0 || c.Price > maxPrice || c.Price > 2*maxTopUp:
@@ -200,6 +205,8 @@ const (
 	OutcomeLeft Outcome = "left"
 	// OutcomeSoldOut: the service ended the session SOLD_OUT.
 	OutcomeSoldOut Outcome = "soldOut"
+	// OutcomeClosed: the sale closed (--closes-in) before the user's turn, or before it asked.
+	OutcomeClosed Outcome = "closed"
 	// OutcomeNoSeat: admitted, but every seat it could see was held or sold.
 	OutcomeNoSeat Outcome = "noSeat"
 	// OutcomeGaveUp: left the queue, after MaxWait or after another user found every seat gone.
@@ -532,6 +539,9 @@ func (r *runner) visit(ctx context.Context, u *user) {
 	case statusSoldOut:
 		end(OutcomeSoldOut, "session ended SOLD_OUT")
 		return
+	case statusClosed:
+		end(OutcomeClosed, "the sale closed before the user's turn")
+		return
 	case outcomeGaveUp:
 		end(OutcomeGaveUp, "left the queue")
 		return
@@ -575,6 +585,7 @@ const (
 	statusHeld    = string(booking.StatusHeld)
 	statusPaid    = string(booking.StatusPaid)
 	statusSoldOut = string(booking.StatusSoldOut)
+	statusClosed  = string(booking.StatusClosed)
 	outcomeGaveUp = "gave up"
 )
 
@@ -586,6 +597,9 @@ func (r *runner) concertBody(dates []map[string]any) map[string]any {
 	}
 	if r.cfg.SeatsPerOrder > 1 {
 		body["maxSeatsPerOrder"] = r.cfg.SeatsPerOrder
+	}
+	if r.cfg.ClosesIn > 0 {
+		body["closesAt"] = time.Now().Add(r.cfg.ClosesIn).UTC().Format(time.RFC3339Nano)
 	}
 	if r.cfg.OpensIn > 0 {
 		body["opensAt"] = time.Now().Add(r.cfg.OpensIn).UTC().Format(time.RFC3339Nano)
