@@ -141,23 +141,29 @@ func TestLoadtestReadBenchmarkComparesSeatMapsWithHealthz(t *testing.T) {
 	assert.InDelta(t, res.Seats.RequestsPerSecond/res.Healthz.RequestsPerSecond, res.SeatsRatio, 1e-9)
 }
 
-// TestLoadtestRunsAnOnSaleThatClosesAtATime runs `concert loadtest --closes-in`: abandoners keep the two
-// slots held past the closing, so the users still waiting then end CLOSED; nobody fails, every invariant
-// holds (nobody admitted after the closing among them).
-func TestLoadtestRunsAnOnSaleThatClosesAtATime(t *testing.T) {
+// runOnSale runs `concert loadtest --json` with args against a stack of its own, on a concert of 30 seats
+// at 1,000 won with every arrival at once, and returns the report.
+func runOnSale(t *testing.T, args ...string) loadtest.Report {
+	t.Helper()
 	s := teststack.Start(t, teststack.Options{})
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	var out, progress bytes.Buffer
-	err := runLoadtest(ctx, []string{
-		"--target", s.URL, "--admin-token", teststack.AdminToken,
-		"--users", "12", "--seats", "30", "--max-active", "2", "--ramp", "0s", "--abandon", "0.5", "--closes-in", "3s",
-		"--price", "1000", "--poll-min", "100ms", "--poll-max", "300ms", "--seed", "5", "--json",
-		"--database-url", s.DatabaseURL,
-	}, &out, &progress)
+	err := runLoadtest(ctx, append([]string{
+		"--target", s.URL, "--admin-token", teststack.AdminToken, "--database-url", s.DatabaseURL, "--json",
+		"--seats", "30", "--price", "1000", "--ramp", "0s", "--poll-min", "100ms", "--poll-max", "300ms",
+	}, args...), &out, &progress)
 	require.NoError(t, err, "progress:\n%s\nreport:\n%s", progress.String(), out.String())
 	var rep loadtest.Report
 	require.NoError(t, json.Unmarshal(out.Bytes(), &rep), out.String())
+	return rep
+}
+
+// TestLoadtestRunsAnOnSaleThatClosesAtATime runs `concert loadtest --closes-in`: abandoners keep the two
+// slots held past the closing, so the users still waiting then end CLOSED; nobody fails, every invariant
+// holds (nobody admitted after the closing among them).
+func TestLoadtestRunsAnOnSaleThatClosesAtATime(t *testing.T) {
+	rep := runOnSale(t, "--users", "12", "--max-active", "2", "--abandon", "0.5", "--closes-in", "3s", "--seed", "5")
 	assert.Equal(t, 12, rep.UsersEnded, "%v", rep.Outcomes)
 	assert.Positive(t, rep.Outcomes["closed"], "users still waiting at the closing end CLOSED: %v", rep.Outcomes)
 	assert.Zero(t, rep.Outcomes["failed"], "%v", rep.FailureSamples)
@@ -170,20 +176,8 @@ func TestLoadtestRunsAnOnSaleThatClosesAtATime(t *testing.T) {
 // and admits them; users buy orders of one to three seats and some leave holding theirs; every invariant
 // holds (orders within their seat count among them).
 func TestLoadtestRunsAnOnSaleThatOpensAtATime(t *testing.T) {
-	s := teststack.Start(t, teststack.Options{})
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	var out, progress bytes.Buffer
-	err := runLoadtest(ctx, []string{
-		"--target", s.URL, "--admin-token", teststack.AdminToken,
-		"--users", "10", "--seats", "30", "--max-active", "3", "--ramp", "0s", "--abandon", "0", "--opens-in", "2s",
-		"--seats-per-order", "3", "--leave", "0.2",
-		"--price", "1000", "--poll-min", "100ms", "--poll-max", "300ms", "--seed", "3", "--json",
-		"--database-url", s.DatabaseURL,
-	}, &out, &progress)
-	require.NoError(t, err, "progress:\n%s\nreport:\n%s", progress.String(), out.String())
-	var rep loadtest.Report
-	require.NoError(t, json.Unmarshal(out.Bytes(), &rep), out.String())
+	rep := runOnSale(t, "--users", "10", "--max-active", "3", "--abandon", "0", "--opens-in", "2s",
+		"--seats-per-order", "3", "--leave", "0.2", "--seed", "3")
 	assert.Equal(t, 10, rep.PreQueued, "everybody came before the opening")
 	assert.Zero(t, rep.AdmittedImmediately, "nobody is admitted before the opening")
 	assert.Equal(t, 8, rep.Paid, "%v", rep.Outcomes)
