@@ -89,7 +89,8 @@ func (e *InsufficientBalanceError) Is(target error) bool { return target == ErrI
 // reservation.
 func (s *Store) HoldSeat(ctx context.Context, p booking.Hold) (booking.Reservation, error) {
 	const mine = `
-SELECT reservation_id, concert_code, concert_date, seat_number, price, COALESCE(held_until, now()) AS held_until
+SELECT reservation_id, concert_code, concert_date, seat_number, price, COALESCE(held_until, now()) AS held_until,
+       status = 'SOLD' OR held_until > now() AS live
 FROM seats WHERE session_id = $1 ORDER BY seat_number`
 	const markSession = `
 UPDATE sessions x SET status = 'HELD',
@@ -113,13 +114,13 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 	seats := p.Seats()
 	var r booking.Reservation
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var prev []reservationRow
+		var prev []heldRow
 		if err := tx.SelectContext(ctx, &prev, mine, p.SessionID); err != nil {
 			return err
 		}
-		if done, ok := reservationOf(prev, p.ReservationID); ok {
+		if done, ok, err := earlier(prev, p.ReservationID, len(seats)); ok || err != nil {
 			r = done
-			return nil
+			return err
 		}
 		var marked struct {
 			HeldUntil     time.Time     `db:"held_until"`
@@ -135,9 +136,9 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 			if err := tx.SelectContext(ctx, &prev, mine, p.SessionID); err != nil {
 				return err
 			}
-			if done, ok := reservationOf(prev, p.ReservationID); ok {
+			if done, ok, err := earlier(prev, p.ReservationID, len(seats)); ok || err != nil {
 				r = done
-				return nil
+				return err
 			}
 			if len(prev) > 0 {
 				return ErrAlreadyHolding
@@ -149,9 +150,9 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 		if err := tx.SelectContext(ctx, &prev, mine, p.SessionID); err != nil {
 			return err
 		}
-		if done, ok := reservationOf(prev, p.ReservationID); ok {
+		if done, ok, err := earlier(prev, p.ReservationID, len(seats)); ok || err != nil {
 			r = done
-			return nil
+			return err
 		}
 		switch {
 		case len(prev) > 0 && marked.SeatsPerOrder <= 1:
@@ -160,7 +161,7 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 			return fmt.Errorf("%w: it holds seats of %s", ErrOtherDate, booking.FormatDate(prev[0].ConcertDate))
 		}
 		for _, n := range seats {
-			if slices.ContainsFunc(prev, func(r reservationRow) bool { return r.SeatNumber == n }) {
+			if slices.ContainsFunc(prev, func(r heldRow) bool { return r.SeatNumber == n }) {
 				return &SeatError{Seat: n, Err: ErrAlreadyHolding}
 			}
 		}
@@ -194,6 +195,33 @@ RETURNING reservation_id, concert_code, concert_date, seat_number, price, held_u
 		return booking.Reservation{}, fmt.Errorf("hold seats %v of %s for session %s: %w", seats, p.ConcertCode, p.SessionID, err)
 	}
 	return r, nil
+}
+
+// heldRow is a seat a session holds or bought, and whether it is still its (sold, or held within its window).
+type heldRow struct {
+	reservationRow
+	Live bool `db:"live"`
+}
+
+// earlier answers a hold asked for again (a retried update) with what its first attempt held. ok is false
+// when nothing is held under reservationID. A hold that has lapsed since, or lost some of its seats to other
+// fans after that, is no longer the fan's: ErrHoldExpired, never part of the seats or a past window.
+func earlier(rows []heldRow, reservationID string, asked int) (booking.Reservation, bool, error) {
+	var mine []reservationRow
+	for _, row := range rows {
+		if row.ReservationID != reservationID {
+			continue
+		}
+		if !row.Live {
+			return booking.Reservation{}, false, fmt.Errorf("the hold asked for again has lapsed: %w", ErrHoldExpired)
+		}
+		mine = append(mine, row.reservationRow)
+	}
+	if len(mine) > 0 && len(mine) != asked {
+		return booking.Reservation{}, false, fmt.Errorf("the hold asked for again lost %d of its seats: %w", asked-len(mine), ErrHoldExpired)
+	}
+	r, ok := reservationOf(mine, reservationID)
+	return r, ok, nil
 }
 
 // reservationOf is the reservation made of the seats of rows held under reservationID, if there are any.

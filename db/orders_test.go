@@ -232,3 +232,31 @@ func TestARefusedOrderSaysByHowMuch(t *testing.T) {
 	require.ErrorIs(t, err, db.ErrOrderFull)
 	assert.Equal(t, db.LimitError{Err: db.ErrOrderFull, Have: 1, Asked: 3, Limit: 3}, *limit)
 }
+
+// TestAHoldAskedForAgainAfterItLapsedIsNotTheFansAnyMore proves the answer to a retried hold (a reserve
+// update redelivered after a worker crash that outlasted the hold window): once the hold has lapsed, or
+// another fan has taken some of its seats, it is ErrHoldExpired, never a past window or part of the seats.
+func TestAHoldAskedForAgainAfterItLapsedIsNotTheFansAnyMore(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	s := newOrderShow(t, store, 3, 0, 6, 1_000)
+	users := newUsers(t, store, 3)
+
+	one := admitted(t, store, s.code, users[0])
+	single := holdParams(s, one.ID, 1)
+	_, err := store.HoldSeat(t.Context(), single)
+	require.NoError(t, err)
+	lapseHold(t, store, one.ID)
+	_, err = store.HoldSeat(t.Context(), single)
+	require.ErrorIs(t, err, db.ErrHoldExpired, "a lapsed hold is not answered as held")
+
+	several := admitted(t, store, s.code, users[1])
+	ask := holdSeats(s, several.ID, 3, 4, 5)
+	_, err = store.HoldSeat(t.Context(), ask)
+	require.NoError(t, err)
+	lapseHold(t, store, several.ID)
+	rival := admitted(t, store, s.code, users[2])
+	hold(t, store, s, rival.ID, 4) // takes one seat of the lapsed hold
+	_, err = store.HoldSeat(t.Context(), ask)
+	require.ErrorIs(t, err, db.ErrHoldExpired, "never a part of the seats asked for")
+}
