@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/ticketing/concert/activities"
 	"github.com/ticketing/concert/booking"
@@ -264,4 +265,26 @@ func TestLeanSession_WaitingWhenTheSaleCloses_EndsClosed(t *testing.T) {
 	res := h.leanResult()
 	assert.Equal(t, booking.StatusClosed, res.Status)
 	assert.Equal(t, []string{"Attach"}, h.names())
+}
+
+// A reserve whose own hold lapsed before its answer was recorded (redelivered after a worker crash that
+// outlasted the hold window) is answered hold-expired by the store: the session ends EXPIRED at once, its
+// seats released, as its timer would have ended it.
+func TestLeanSession_ReserveFindsItsOwnHoldLapsed_EndsExpired(t *testing.T) {
+	h := newLeanHarness(t)
+	h.expectAttach(booking.Attachment{Status: booking.StatusActive, ActiveUntil: t0.Add(10 * time.Minute)}, 0)
+	h.env.OnActivity(acts.HoldSeat, mock.Anything, mock.Anything).Return(booking.Reservation{},
+		temporal.NewNonRetryableApplicationError("the hold has expired", string(booking.ErrHoldExpired), nil)).Once()
+	h.expectRelease(booking.StatusExpired, booking.StatusExpired)
+	h.forbidOthers()
+	reserve := h.update(time.Minute, UpdateReserve, "reserve-1", reserveRequest(12))
+
+	h.env.ExecuteWorkflow(BookingSession, leanInput())
+
+	res := h.leanResult()
+	require.Error(t, reserve.Err)
+	assert.Contains(t, reserve.Err.Error(), "expired")
+	assert.Equal(t, booking.StatusExpired, res.Status)
+	assert.Equal(t, []string{"Attach", "HoldSeat", "Release"}, h.names())
+	assert.Equal(t, t0.Add(time.Minute), h.call("Release", 0).At, "released at once, not at the end of the admission window")
 }
