@@ -9,12 +9,14 @@ import (
 	"github.com/ticketing/concert/workflows"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +53,12 @@ const (
 	// burstCode is the concert of the crash-window burst: a slot for each of its fans, so each is admitted
 	// at the join and its workflow is left to the API's starter.
 	burstCode = "CHAOS-BURST"
+	// openingCode is the concert whose sale opens at a time: its fans all come before the opening and
+	// pre-queue, and the worker dies at its draw.
+	openingCode = "CHAOS-OPENING"
+	// seatsPerOrder is maxSeatsPerOrder of the on-sale and of the opening: a third of their users want an
+	// order of two or more seats, which they hold in one request or one by one, and pay for at once.
+	seatsPerOrder = 3
 )
 
 // concertDates are the performances on sale; users pick one at random.
@@ -68,6 +76,8 @@ type plan struct {
 	UserTimeout time.Duration // a user gives up after this long
 	Settle      time.Duration // after the load, how long every session gets to end
 	Burst       int           // fans of the burst on the second concert, whose tokens the API dies issuing
+	Opening     int           // fans of the third concert, who all come before its sale opens
+	OpensIn     time.Duration // the third concert's sale opens this long after the load starts
 	Seed        uint64
 }
 
@@ -92,6 +102,9 @@ func planFromEnv(t *testing.T) plan {
 	}
 	p.Seats = max(len(concertDates), p.Sessions*2/5/len(concertDates)*len(concertDates))
 	p.Burst = min(max(p.Sessions/6, 8), 60)
+	p.Opening = min(max(p.Sessions/5, 10), 120)
+	// The opening comes when the first worker kill is due, well before the burst: the worker dies at its draw.
+	p.OpensIn = 3 * time.Second
 	p.Seed = rand.Uint64()
 	if v := os.Getenv("CONCERT_CHAOS_SEED"); v != "" {
 		s, err := strconv.ParseUint(v, 10, 64)
@@ -206,36 +219,48 @@ type chaosStats struct {
 	DBBackendsTerminated int
 	Duration             time.Duration
 	Events               []string
-	Window               windowStats // the API crash between tokens' commits and their workflows' starts
+	Window               windowStats  // the API crash between tokens' commits and their workflows' starts
+	Opening              openingStats // the worker crash at the on-sale's draw
 }
 
 func (c *chaosStats) event(start time.Time, format string, args ...any) {
 	c.Events = append(c.Events, fmt.Sprintf("%7.1fs  ", time.Since(start).Seconds())+fmt.Sprintf(format, args...))
 }
 
-// runChaos SIGKILLs and restarts the worker every 2-3 s for at least p.Chaos and p.MinKills kills; at 20%
-// of the way it SIGKILLs the API amid the burst's token requests and starts it again on the same port (see
-// crashAPIInWindow), at 40% it SIGKILLs Temporal and starts it again on the same port and data directory,
-// and at 70% it terminates every PostgreSQL connection of the database. It returns when done or when ctx
-// ends.
-func (s *stack) runChaos(ctx context.Context, t *testing.T, p plan, rng *rand.Rand, w *crashWindow) chaosStats {
-	var st chaosStats
+// runChaos SIGKILLs and restarts the worker every 2-3 s for at least p.Chaos and p.MinKills kills, the first
+// time at the opening of the sale of opening.Code, as soon as its draw has committed (see crashWorkerAtDraw);
+// at 20% of the way it SIGKILLs the API amid the burst's token requests and starts it again on the same port
+// (see crashAPIInWindow), at 40% it SIGKILLs Temporal and starts it again on the same port and data
+// directory, and at 70% it terminates every PostgreSQL connection of the database. It returns when done or
+// when ctx ends.
+func (s *stack) runChaos(ctx context.Context, t *testing.T, p plan, rng *rand.Rand, w *crashWindow, opening openingStats) chaosStats {
+	st := chaosStats{Opening: opening}
 	start := time.Now()
-	restarted, dropped, apiCrashed := false, false, false
+	restarted, dropped, apiCrashed, opened := false, false, false, false
 	for ctx.Err() == nil {
 		el := time.Since(start)
-		if el >= p.Chaos && st.WorkerKills >= p.MinKills && restarted && dropped && apiCrashed {
+		if el >= p.Chaos && st.WorkerKills >= p.MinKills && restarted && dropped && apiCrashed && opened {
 			break
 		}
 		if el >= 3*p.Chaos {
 			st.event(start, "stopping: %d kills in 3x the planned time", st.WorkerKills)
 			break
 		}
-		if !sleep(ctx, 2*time.Second+time.Duration(rng.Int64N(int64(time.Second)))) {
+		pause := 2*time.Second + time.Duration(rng.Int64N(int64(time.Second)))
+		if !opened {
+			// Nothing dies before the opening: a worker killed then would take the waiting room's timer with it
+			// (Temporal hands the task to another worker only seconds later), and the draw would come late,
+			// not under the kill that follows it.
+			pause = time.Until(opening.OpensAt)
+		}
+		if !sleep(ctx, max(pause, 0)) {
 			break
 		}
 		el = time.Since(start)
 		switch {
+		case !opened:
+			opened = true
+			s.crashWorkerAtDraw(ctx, t, &st, start)
 		case !apiCrashed && el >= p.Chaos/5:
 			apiCrashed = true
 			s.crashAPIInWindow(ctx, t, &st, start, w)
@@ -251,18 +276,24 @@ func (s *stack) runChaos(ctx context.Context, t *testing.T, p plan, rng *rand.Ra
 				continue
 			}
 			st.WorkerKills++
-			if _, err := s.worker.start(); err != nil {
-				t.Errorf("start worker: %v", err)
-				continue
-			}
-			if err := s.worker.waitReady(45 * time.Second); err != nil {
-				st.WorkerStartFailures = append(st.WorkerStartFailures, err.Error())
-			}
+			s.startWorker(t, &st)
 		}
 	}
 	st.Duration = time.Since(start)
 	st.event(start, "chaos over: %d worker kills, %d API kills, %d Temporal restarts, %d connection drops", st.WorkerKills, st.Window.Crashes, st.TemporalRestarts, st.DBDrops)
 	return st
+}
+
+// startWorker starts the worker again after a SIGKILL, as a process supervisor would, and waits until it
+// runs; a slow start is reported, not failed.
+func (s *stack) startWorker(t *testing.T, st *chaosStats) {
+	if _, err := s.worker.start(); err != nil {
+		t.Errorf("start worker: %v", err)
+		return
+	}
+	if err := s.worker.waitReady(45 * time.Second); err != nil {
+		st.WorkerStartFailures = append(st.WorkerStartFailures, err.Error())
+	}
 }
 
 // restartTemporal SIGKILLs the Temporal server and starts it again on the same port and data directory.
@@ -355,7 +386,7 @@ func saveHistories(ctx context.Context, t *testing.T, tc client.Client, store *s
 				continue
 			}
 			var b strings.Builder
-			it := tc.GetWorkflowHistory(ctx, wfID, id, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			it := tc.GetWorkflowHistory(ctx, wfID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT) // the latest run
 			for it.HasNext() {
 				e, err := it.Next()
 				if err != nil {
@@ -376,10 +407,12 @@ func saveHistories(ctx context.Context, t *testing.T, tc client.Client, store *s
 	}
 }
 
-// TestChaosOnSale runs an on-sale against the real stack while the worker is SIGKILLed again and again,
-// Temporal is SIGKILLed and restarted once and the database connections are dropped once, and then proves
-// that nothing was lost: every session ended, no seat was sold twice, no hold outlived its window, money
-// is conserved and every payment a client was told about exists. See the package documentation.
+// TestChaosOnSale runs an on-sale of orders of up to three seats, and a sale that opens at a time, against
+// the real stack while the worker is SIGKILLed again and again (first at the opening's draw), the API once
+// amid a burst of tokens, Temporal is SIGKILLed and restarted once and the database connections are dropped
+// once, and then proves that nothing was lost: every session ended, no seat was sold twice, no hold outlived
+// its window, money is conserved, every payment a client was told about exists with every seat it named,
+// nobody was admitted before the opening and the pre-queue was drawn once. See the package documentation.
 func TestChaosOnSale(t *testing.T) {
 	p := planFromEnv(t)
 	began := time.Now()
@@ -403,20 +436,29 @@ func TestChaosOnSale(t *testing.T) {
 			s.dumpLogs(t)
 		}
 	})
-	t.Logf("%s form: %d sessions, %d seats, maxActive %d, a burst of %d, seed %d; stack up in %s (build %s); logs in %s",
-		p.Form, p.Sessions, p.Seats, p.MaxActive, p.Burst, p.Seed, rep.StartTime.Round(time.Millisecond), rep.BuildTime.Round(time.Millisecond), dir)
+	t.Logf("%s form: %d sessions, %d seats, maxActive %d, a burst of %d, %d fans for the opening, seed %d; stack up in %s (build %s); logs in %s",
+		p.Form, p.Sessions, p.Seats, p.MaxActive, p.Burst, p.Opening, p.Seed, rep.StartTime.Round(time.Millisecond), rep.BuildTime.Round(time.Millisecond), dir)
 
 	stats := newClientStats()
 	c := &apiClient{base: s.apiURL, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200}}, stats: stats}
 	ctx := context.Background()
-	createConcert(t, c, concertCode, "Chaos on-sale", p.MaxActive, p.Seats)
-	users := createUsers(t, c, p, concertCode, p.Sessions, 2)
+	createConcert(t, c, concertCode, "Chaos on-sale", p.MaxActive, p.Seats, map[string]any{"maxSeatsPerOrder": seatsPerOrder})
+	users := createUsers(t, c, p, concertCode, p.Sessions, 2, seatsPerOrder)
 	// The burst: a concert with a slot and a seat for each of its fans; every third takes its token and leaves,
 	// so only the waiting room can start its workflow if the API died before it did.
-	createConcert(t, c, burstCode, "Chaos crash window", p.Burst, p.Burst)
-	burst := createUsers(t, c, p, burstCode, p.Burst, 1<<32)
+	createConcert(t, c, burstCode, "Chaos crash window", p.Burst, p.Burst, nil)
+	burst := createUsers(t, c, p, burstCode, p.Burst, 1<<32, 1)
 	for i, u := range burst {
 		u.leave = i%3 == 2
+	}
+	// The opening: a concert created last, so that its sale opens p.OpensIn into the load; its fans all come
+	// before and pre-queue.
+	opening := createUsers(t, c, p, openingCode, p.Opening, 1<<33, seatsPerOrder)
+	opensAt := time.Now().Add(p.OpensIn).UTC().Truncate(time.Millisecond)
+	createConcert(t, c, openingCode, "Chaos opening", max(p.MaxActive/2, 1), max(p.Opening*2/5, len(concertDates)),
+		map[string]any{"opensAt": opensAt.Format(time.RFC3339Nano), "maxSeatsPerOrder": seatsPerOrder})
+	for _, u := range opening {
+		u.opensAt = opensAt
 	}
 
 	// The on-sale and the chaos, side by side.
@@ -424,32 +466,37 @@ func TestChaosOnSale(t *testing.T) {
 	loadCtx, cancelLoad := context.WithTimeout(ctx, p.Arrival+p.UserTimeout+time.Minute)
 	defer cancelLoad()
 	var wg sync.WaitGroup
-	for i, u := range users {
-		at := phase.Add(p.Arrival * time.Duration(i) / time.Duration(len(users)))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if !sleep(loadCtx, time.Until(at)) {
-				return
-			}
-			uctx, cancel := context.WithTimeout(loadCtx, p.UserTimeout)
-			defer cancel()
-			u.run(uctx)
-		}()
+	// arrive lets a group of users come one after the other, evenly over the given time.
+	arrive := func(group []*user, over time.Duration) {
+		for i, u := range group {
+			at := phase.Add(over * time.Duration(i) / time.Duration(len(group)))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if !sleep(loadCtx, time.Until(at)) {
+					return
+				}
+				uctx, cancel := context.WithTimeout(loadCtx, p.UserTimeout)
+				defer cancel()
+				u.run(uctx)
+			}()
+		}
 	}
+	arrive(users, p.Arrival)
+	arrive(opening, p.OpensIn*2/3)
 	var chaos chaosStats
 	chaosDone := make(chan struct{})
 	window := &crashWindow{ctx: loadCtx, userTimeout: p.UserTimeout, users: burst}
 	go func() {
 		defer close(chaosDone)
-		chaos = s.runChaos(loadCtx, t, p, rand.New(rand.NewPCG(p.Seed, 1)), window)
+		chaos = s.runChaos(loadCtx, t, p, rand.New(rand.NewPCG(p.Seed, 1)), window, openingStats{Code: openingCode, OpensAt: opensAt})
 	}()
 	wg.Wait()
 	<-chaosDone
 	window.wg.Wait()
 	rep.LoadTime = time.Since(phase)
 	rep.Chaos = chaos
-	users = append(users, burst...)
+	users = append(append(users, burst...), opening...)
 	require.NoError(t, s.worker.waitReady(time.Minute), "a worker must run after the chaos")
 
 	// After the chaos and the windows: every session ends, in PostgreSQL and in Temporal.
@@ -504,22 +551,26 @@ func TestChaosOnSale(t *testing.T) {
 	}
 }
 
-// createConcert puts a concert on sale, its seats spread over concertDates.
-func createConcert(t *testing.T, c *apiClient, code, title string, maxActive, seats int) {
+// createConcert puts a concert on sale, its seats spread over concertDates; extra adds members to the
+// request (an opening, seats per order).
+func createConcert(t *testing.T, c *apiClient, code, title string, maxActive, seats int, extra map[string]any) {
 	t.Helper()
 	var dates []map[string]any
 	for _, d := range concertDates {
 		dates = append(dates, map[string]any{"concertDate": d, "seats": max(1, seats/len(concertDates)), "price": price})
 	}
-	r, err := c.call(context.Background(), "admin", http.MethodPost, "/api/v1/admin/concerts", adminToken, "",
-		map[string]any{"concertCode": code, "title": title, "maxActive": maxActive, "dates": dates})
+	body := map[string]any{"concertCode": code, "title": title, "maxActive": maxActive, "dates": dates}
+	maps.Copy(body, extra)
+	r, err := c.call(context.Background(), "admin", http.MethodPost, "/api/v1/admin/concerts", adminToken, "", body)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, r.status, r.String())
 }
 
 // createUsers registers n buyers of the concert code; about one in five will abandon its hold, one in ten
-// tops up too little at first. User i draws its choices from the stream stream+i of the plan's seed.
-func createUsers(t *testing.T, c *apiClient, p plan, code string, n int, stream uint64) []*user {
+// tops up too little at first, and, if an order may hold maxSeats > 1 seats, one in three wants two or more,
+// half of those holding the first alone and adding the rest. User i draws its choices from the stream
+// stream+i of the plan's seed.
+func createUsers(t *testing.T, c *apiClient, p plan, code string, n int, stream uint64, maxSeats int) []*user {
 	t.Helper()
 	users := make([]*user, n)
 	var mu sync.Mutex
@@ -538,7 +589,10 @@ func createUsers(t *testing.T, c *apiClient, p plan, code string, n int, stream 
 			rng := rand.New(rand.NewPCG(p.Seed, stream+uint64(i)))
 			u := &user{
 				id: r.str("UUID"), concert: code, dates: concertDates, price: price, c: c, rng: rng,
-				abandon: rng.IntN(5) == 0, split: rng.IntN(10) == 0,
+				abandon: rng.IntN(5) == 0, split: rng.IntN(10) == 0, want: 1,
+			}
+			if maxSeats > 1 && rng.IntN(3) == 0 {
+				u.want, u.addLater = 2+rng.IntN(maxSeats-1), rng.IntN(2) == 0
 			}
 			mu.Lock()
 			users[i] = u
@@ -589,22 +643,49 @@ func verify(t *testing.T, ctx context.Context, rep *report, s *stack, store *sql
 	}
 	rep.ConcertCheckOutput = strings.TrimSpace(out)
 
-	// What the clients were told agrees with the store.
+	// What the clients were told agrees with the store: every seat a payment's 201 named is SOLD, to the
+	// session that paid and by that payment, and the seats SOLD are as many as the payments sold.
 	type payRow struct {
 		ID        string `db:"id"`
 		SessionID string `db:"session_id"`
 		Concert   string `db:"concert_code"`
 		Date      string `db:"concert_date"`
 		Seat      int    `db:"seat_number"`
+		Amount    int64  `db:"amount"`
 	}
 	var payments []payRow
 	require.NoError(t, store.SelectContext(ctx, &payments,
-		`SELECT id::text, session_id, concert_code, to_char(concert_date, 'YYYY-MM-DD"T"HH24:MI:SS') AS concert_date, seat_number FROM payments`))
+		`SELECT id::text, session_id, concert_code, to_char(concert_date, 'YYYY-MM-DD"T"HH24:MI:SS') AS concert_date, seat_number, amount FROM payments`))
 	byID := map[string]payRow{}
-	bySession := map[string]payRow{}
 	for _, p := range payments {
 		byID[p.ID] = p
-		bySession[p.SessionID] = p
+	}
+	var soldRows []struct {
+		Concert   string `db:"concert_code"`
+		Date      string `db:"concert_date"`
+		Seat      int    `db:"seat_number"`
+		SessionID string `db:"session_id"`
+		PaymentID string `db:"payment_id"`
+	}
+	require.NoError(t, store.SelectContext(ctx, &soldRows, `
+SELECT s.concert_code, to_char(s.concert_date, 'YYYY-MM-DD"T"HH24:MI:SS') AS concert_date, s.seat_number,
+       COALESCE(s.session_id, '') AS session_id, COALESCE(ps.payment_id::text, '') AS payment_id
+FROM seats s LEFT JOIN payment_seats ps USING (concert_code, concert_date, seat_number) WHERE s.status = 'SOLD'`))
+	require.NoError(t, store.GetContext(ctx, &rep.PaymentSeats, `SELECT count(*) FROM payment_seats`))
+	type sale struct{ session, payment string }
+	sold := map[string]sale{}          // "<concert> <date> #<number>" → who bought it, by which payment
+	seatsOfPayment := map[string]int{} // payment → SOLD seats it sold
+	for _, r := range soldRows {
+		sold[r.Concert+" "+seatRef{Date: r.Date, Number: r.Seat}.String()] = sale{r.SessionID, r.PaymentID}
+		seatsOfPayment[r.PaymentID]++
+	}
+	rep.SeatsSold = len(soldRows)
+	if rep.SeatsSold != rep.PaymentSeats {
+		t.Errorf("%d seats are SOLD but the payments sold %d", rep.SeatsSold, rep.PaymentSeats)
+	}
+	rep.OrderSizes = map[string]int{}
+	for _, p := range payments {
+		rep.OrderSizes[fmt.Sprintf("%d-seat", seatsOfPayment[p.ID])]++
 	}
 	var sessionRows []struct {
 		ID     string `db:"id"`
@@ -615,7 +696,7 @@ func verify(t *testing.T, ctx context.Context, rep *report, s *stack, store *sql
 	for _, r := range sessionRows {
 		dbStatus[r.ID] = r.Status
 	}
-	soldTo := map[string][]string{} // "<concert> <date> #<number>" → sessions
+	soldTo := map[string][]string{} // "<concert> <date> #<number>" → sessions told they bought it
 	askedToPay := map[string]bool{}
 	for _, u := range users {
 		rep.count(u)
@@ -630,14 +711,26 @@ func verify(t *testing.T, ctx context.Context, rep *report, s *stack, store *sql
 		if u.payment == "" {
 			continue
 		}
-		seat := u.concert + " " + u.paidSeat.String()
-		soldTo[seat] = append(soldTo[seat], u.session())
 		p, ok := byID[u.payment]
 		switch {
 		case !ok:
-			t.Errorf("payment %s confirmed to user %s (session %s, seat %s) is not in the database", u.payment, u.id, u.session(), u.paidSeat)
-		case p.SessionID != u.session() || p.Concert != u.concert || p.Date != u.paidSeat.Date || p.Seat != u.paidSeat.Number:
-			t.Errorf("payment %s confirmed to session %s for %s %s is recorded for session %s, %s %s #%d", u.payment, u.session(), u.concert, u.paidSeat, p.SessionID, p.Concert, p.Date, p.Seat)
+			t.Errorf("payment %s confirmed to user %s (session %s, seats %v) is not in the database", u.payment, u.id, u.session(), u.paidSeats)
+		case len(u.paidSeats) == 0:
+			t.Errorf("payment %s was confirmed to session %s without its seats", u.payment, u.session())
+		case p.SessionID != u.session() || p.Concert != u.concert || p.Date != u.paidSeats[0].Date ||
+			p.Seat != slices.MinFunc(u.paidSeats, func(a, b seatRef) int { return a.Number - b.Number }).Number || p.Amount != u.paidAmount:
+			t.Errorf("payment %s confirmed to session %s for %s %v (%d won) is recorded for session %s, %s %s #%d (%d won)",
+				u.payment, u.session(), u.concert, u.paidSeats, u.paidAmount, p.SessionID, p.Concert, p.Date, p.Seat, p.Amount)
+		case seatsOfPayment[u.payment] != len(u.paidSeats):
+			t.Errorf("payment %s sold %d seats, its 201 named %d: %v", u.payment, seatsOfPayment[u.payment], len(u.paidSeats), u.paidSeats)
+		}
+		for _, seat := range u.paidSeats {
+			key := u.concert + " " + seat.String()
+			soldTo[key] = append(soldTo[key], u.session())
+			if got, ok := sold[key]; !ok || got != (sale{u.session(), u.payment}) {
+				t.Errorf("seat %s, bought by session %s with payment %s, is not SOLD to it by that payment (SOLD: %t, to session %q by payment %q)",
+					key, u.session(), u.payment, ok, got.session, got.payment)
+			}
 		}
 		if st := dbStatus[u.session()]; st != "PAID" {
 			t.Errorf("session %s was told its payment succeeded but ended %s", u.session(), st)
@@ -654,6 +747,8 @@ func verify(t *testing.T, ctx context.Context, rep *report, s *stack, store *sql
 		}
 	}
 	rep.Payments = len(payments)
+	// Nobody was admitted before the sale opened, and the pre-queue was drawn once and ended.
+	verifyOpening(ctx, t, &rep.Chaos.Opening, store, users, dbStatus)
 
 	// Temporal agrees: every session run completed, with the status the database has.
 	runs, err := sessionWorkflows(ctx, tc)
@@ -708,7 +803,10 @@ type report struct {
 	WorkerSelfExits                                    []string
 	Statuses                                           map[string]int
 	Workflows, Payments                                int
+	SeatsSold, PaymentSeats                            int            // SOLD seats; seats the payments sold
+	OrderSizes                                         map[string]int // payments by the seats they sold
 	Users, Paid, PaidLate, Abandoned, GaveUp, HeldOnce int
+	Several, AddedWhileHeld                            int // users who wanted several seats; who added some to a held order
 	Final                                              map[string]int
 	GaveUpErrors                                       []string
 	Retries                                            int
@@ -731,11 +829,17 @@ func (r *report) count(u *user) {
 	case u.paidLate:
 		r.PaidLate++
 	}
-	if u.abandon && u.held != nil {
+	if u.abandon && len(u.held) > 0 {
 		r.Abandoned++
 	}
-	if u.held != nil {
+	if len(u.held) > 0 {
 		r.HeldOnce++
+	}
+	if u.want > 1 {
+		r.Several++
+	}
+	if u.added {
+		r.AddedWhileHeld++
 	}
 	if u.err != nil {
 		r.GaveUp++
@@ -750,8 +854,8 @@ func (r *report) String() string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p := r.Plan
 	w("concert chaos on-sale — %s form, seed %d", p.Form, p.Seed)
-	w("  plan        %d sessions, %d seats on %d dates, maxActive %d, hold %s, admission %s, tick %s; a burst of %d on %s",
-		p.Sessions, p.Seats, len(concertDates), p.MaxActive, holdWindow, admissionWindow, admissionTick, p.Burst, burstCode)
+	w("  plan        %d sessions, %d seats on %d dates, maxActive %d, up to %d seats per order, hold %s, admission %s, tick %s; a burst of %d on %s; %d fans for %s, which opens %s into the on-sale",
+		p.Sessions, p.Seats, len(concertDates), p.MaxActive, seatsPerOrder, holdWindow, admissionWindow, admissionTick, p.Burst, burstCode, p.Opening, openingCode, p.OpensIn)
 	w("  durations   total %s: build %s, start %s, on-sale %s, chaos %s, settle %s",
 		rd(r.Total), rd(r.BuildTime), rd(r.StartTime), rd(r.LoadTime), rd(r.Chaos.Duration), rd(r.SettleTime))
 	w("  survived    %d worker SIGKILLs (%d worker processes, %d exited by themselves), %d Temporal restarts (%s, down %s), %d database connection drops (%d backends terminated)",
@@ -764,7 +868,16 @@ func (r *report) String() string {
 			w("    %s", l)
 		}
 	}
+	for i, l := range r.Chaos.Opening.lines() {
+		if i == 0 {
+			w("  opening     %s", l)
+		} else {
+			w("    %s", l)
+		}
+	}
 	w("  sessions    %d in PostgreSQL %s, %d BookingSession workflow runs, %d payments", sum(r.Statuses), fmtCounts(r.Statuses), r.Workflows, r.Payments)
+	w("  orders      %d seats SOLD, %d sold by payments; payments %s; %d users wanted several seats, %d added some to a held order",
+		r.SeatsSold, r.PaymentSeats, fmtCounts(r.OrderSizes), r.Several, r.AddedWhileHeld)
 	w("  clients     %d users: %d paid (201), %d paid but learnt it late, %d held a seat, %d walked away from a hold, %d gave up; last status seen %s",
 		r.Users, r.Paid, r.PaidLate, r.HeldOnce, r.Abandoned, r.GaveUp, fmtCounts(r.Final))
 	w("  retries     %d client retries", r.Retries)

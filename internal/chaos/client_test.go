@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -219,30 +220,64 @@ type seatRef struct {
 
 func (s seatRef) String() string { return fmt.Sprintf("%s #%d", s.Date, s.Number) }
 
-// user is one simulated buyer: it takes a token, waits its turn, picks a random free seat, holds it, and
-// then either pays (topping up first) or walks away and lets the hold lapse.
+// seatsOf reads the seats of a hold's or a payment's answer: concertDate and every number of seatNumbers.
+func seatsOf(r reply) []seatRef {
+	nums, _ := r.body["seatNumbers"].([]any)
+	out := make([]seatRef, 0, len(nums))
+	for _, n := range nums {
+		f, _ := n.(float64)
+		out = append(out, seatRef{Date: r.str("concertDate"), Number: int(f)})
+	}
+	return out
+}
+
+// sameSeats reports whether a and b name the same seats, in any order.
+func sameSeats(a, b []seatRef) bool {
+	return len(a) == len(b) && len(missingSeats(a, b)) == 0
+}
+
+// missingSeats lists the seats of want that got lacks.
+func missingSeats(want, got []seatRef) []seatRef {
+	var out []seatRef
+	for _, s := range want {
+		if !slices.Contains(got, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// user is one simulated buyer: it takes a token, waits its turn, picks random free seats, holds them, and
+// then either pays (topping up first) or walks away and lets the hold lapse. A user whose order is of
+// several seats holds them in one request, or holds one and adds the rest to its held order.
 type user struct {
-	id      string
-	concert string
-	dates   []string
-	price   int64
-	abandon bool // walks away after holding a seat
-	split   bool // tops up half the price first, to be refused once with 402
-	leave   bool // walks away as soon as it has its token, leaving its admission to lapse
-	rng     *rand.Rand
-	c       *apiClient
-	onToken func() // if set, called once the token is answered (the chaos times a crash by it)
+	id       string
+	concert  string
+	dates    []string
+	price    int64
+	opensAt  time.Time // the concert's opening, if its sale opens at a time
+	want     int       // seats in the order: 1, or up to the concert's maxSeatsPerOrder
+	addLater bool      // holds the first seat of a larger order alone, then adds the rest while HELD
+	abandon  bool      // walks away after holding a seat
+	split    bool      // tops up half the price first, to be refused once with 402
+	leave    bool      // walks away as soon as it has its token, leaving its admission to lapse
+	rng      *rand.Rand
+	c        *apiClient
+	onToken  func() // if set, called once the token is answered (the chaos times a crash by it)
 
 	// Results, read after run returns.
-	sessions  []string // every session the user was given
-	held      *seatRef // the last hold confirmed with 200
-	heldUntil time.Time
-	payment   string // payment ID confirmed with 201 (or found after a lost answer)
-	paidSeat  *seatRef
-	paidLate  bool   // the payment was learnt from the status after a lost answer, not from a 201
-	payCalled bool   // the user asked to pay at least once
-	final     string // the last status the user saw
-	err       error  // why the user stopped early
+	sessions    []string  // every session the user was given
+	toldOpensAt bool      // an answer told the user to wait for the sale's opening (WAITING with opensAt)
+	held        []seatRef // every seat a hold confirmed with 200
+	added       bool      // a hold added seats to the held order
+	heldUntil   time.Time
+	payment     string    // payment ID confirmed with 201 (or found after a lost answer)
+	paidSeats   []seatRef // every seat the 201 said was bought
+	paidAmount  int64
+	paidLate    bool   // the payment was learnt from the status after a lost answer, not from a 201
+	payCalled   bool   // the user asked to pay at least once
+	final       string // the last status the user saw
+	err         error  // why the user stopped early
 }
 
 // session is the user's current session ID: the part of the token before the signature.
@@ -284,12 +319,18 @@ func (u *user) visit(ctx context.Context) error {
 				return err
 			}
 		case "HELD":
-			if u.held == nil {
+			if len(u.held) == 0 {
 				// The database says the session holds a seat, but no reserve answered 200.
 				u.c.stats.loss("HELD without a confirmed hold", u.session())
 			}
 			if u.abandon {
 				return nil
+			}
+			if len(u.held) > 0 && len(u.held) < u.want {
+				// The rest of the order; whatever it gets, the user pays for what it holds.
+				if err := u.hold(ctx, token); err != nil {
+					return err
+				}
 			}
 			return u.payHeld(ctx, token)
 		default: // ended
@@ -318,10 +359,32 @@ func (u *user) token(ctx context.Context) (string, error) {
 	}
 	u.sessions = append(u.sessions, id)
 	u.final = r.str("status")
+	u.checkOpening(r)
 	if u.onToken != nil {
 		u.onToken()
 	}
 	return token, nil
+}
+
+// checkOpening judges a token or status answer by the concert's opening: only a waiting session is told
+// when the sale opens, and it is told the opening the admin set; nobody is admitted before it. The answer
+// was sent after PostgreSQL admitted the session, and both read the same clock.
+func (u *user) checkOpening(r reply) {
+	status := r.str("status")
+	if raw := r.str("opensAt"); raw != "" {
+		at, err := time.Parse(time.RFC3339Nano, raw)
+		switch {
+		case status != "WAITING":
+			u.c.stats.anomaly("opensAt told to a session that is "+status, u.session())
+		case err != nil || !at.Equal(u.opensAt):
+			u.c.stats.anomaly("opensAt told is not the concert's opening", u.session())
+		default:
+			u.toldOpensAt = true
+		}
+	}
+	if (status == "ACTIVE" || status == "HELD") && time.Now().Before(u.opensAt) {
+		u.c.stats.anomaly("admitted before the sale opened", u.session())
+	}
 }
 
 // status polls the session.
@@ -335,14 +398,24 @@ func (u *user) status(ctx context.Context, token string) (reply, error) {
 		return r, fmt.Errorf("status: %v", r)
 	}
 	u.final = r.str("status")
+	u.checkOpening(r)
 	return r, nil
 }
 
-// hold tries to hold a random free seat. It returns nil when the caller should poll the status again:
-// after a hold, after the session moved on, or when no seat was free for now.
+// hold tries to hold the seats the user still wants: from ACTIVE its order (or, adding later, the order's
+// first seat) on a date with free seats, from HELD the rest of its order on the held date. It returns nil
+// when the caller should go on: after a hold, after the session moved on, or when no seat was free for now.
 func (u *user) hold(ctx context.Context, token string) error {
+	adding := len(u.held) > 0
+	dates, n := u.dates, u.want-len(u.held)
+	switch {
+	case adding:
+		dates = []string{u.held[0].Date} // an order is for one performance
+	case u.addLater:
+		n = 1
+	}
 	for try := 0; try < 6; try++ {
-		free, r, err := u.freeSeats(ctx, token)
+		free, r, err := u.freeSeats(ctx, token, dates)
 		if err != nil {
 			return err
 		}
@@ -350,29 +423,67 @@ func (u *user) hold(ctx context.Context, token string) error {
 			return nil // 403 (not admitted after all) or 410 (ended): the status says which
 		}
 		if len(free) == 0 {
-			sleep(ctx, 500*time.Millisecond) // every seat is held or sold; a hold may lapse
+			if !adding {
+				sleep(ctx, 500*time.Millisecond) // every seat is held or sold; a hold may lapse
+			}
 			return nil
 		}
-		s := free[u.rng.IntN(len(free))]
-		r, err = u.c.call(ctx, "reserve", http.MethodPatch, "/api/v1/concerts/"+u.concert, token, u.key("reserve"),
-			map[string]any{"UUID": u.id, "concertDate": s.Date, "seatNumber": s.Number})
+		u.rng.Shuffle(len(free), func(i, j int) { free[i], free[j] = free[j], free[i] })
+		want := free[:min(n, len(free))]
+		body := map[string]any{"UUID": u.id, "concertDate": want[0].Date}
+		if len(want) == 1 {
+			body["seatNumber"] = want[0].Number
+		} else {
+			nums := make([]int, len(want))
+			for i, s := range want {
+				nums[i] = s.Number
+			}
+			body["seatNumbers"] = nums
+		}
+		r, err = u.c.call(ctx, "reserve", http.MethodPatch, "/api/v1/concerts/"+u.concert, token, u.key("reserve"), body)
 		if err != nil {
 			return err
 		}
 		switch {
 		case r.status == http.StatusOK:
-			got := seatRef{Date: r.str("concertDate"), Number: int(r.num("seatNumber"))}
-			if got != s {
-				u.c.stats.anomaly("hold answered with another seat", u.session())
+			got := seatsOf(r)
+			until, _ := time.Parse(time.RFC3339Nano, r.str("heldUntil"))
+			lapsed := time.Now().After(until)
+			switch {
+			case lapsed && !sameSeats(got, want):
+				// A worker died after the store held the seats, and the reserve's retry, after the window,
+				// got back what other sessions had left of the lapsed hold.
+				u.c.stats.loss("reserve 200 for part of the seats asked, of a hold that had lapsed", u.session())
+			case lapsed:
+				u.c.stats.loss("reserve 200 for a hold that had lapsed", u.session())
+			case !sameSeats(got, want):
+				u.c.stats.anomaly("hold answered with other seats", u.session())
 			}
-			u.held = &got
-			u.heldUntil, _ = time.Parse(time.RFC3339Nano, r.str("heldUntil"))
+			if r.num("price") != int64(len(got))*u.price {
+				u.c.stats.anomaly("hold priced otherwise than its seats", u.session())
+			}
+			u.held = append(u.held, got...)
+			if adding {
+				u.added = true
+			} else {
+				u.heldUntil = until
+			}
 			return nil
 		case r.status == http.StatusConflict && r.problem() == "seat-taken":
 			continue
-		case r.status == http.StatusConflict && r.problem() == "already-holding":
+		case r.status == http.StatusConflict && r.problem() == "already-holding" && !adding:
 			// No earlier reserve of this session answered 200, yet the session holds a seat.
 			u.c.stats.loss("reserve 409 already-holding without a confirmed hold", u.session())
+			return nil
+		case r.status == http.StatusConflict && r.problem() == "already-holding":
+			// An order that may hold more takes further seats until its window ends.
+			if time.Now().Before(u.heldUntil) {
+				u.c.stats.anomaly("reserve 409 already-holding while adding within the order's window", u.session())
+			}
+			return nil
+		case r.status == http.StatusConflict && r.problem() == "order-full":
+			// The order holds more than the holds confirmed to the client.
+			u.c.stats.loss("reserve 409 order-full beyond the confirmed holds", u.session())
 			return nil
 		case r.status == http.StatusForbidden && r.problem() == "not-admitted",
 			r.status == http.StatusGone,
@@ -380,19 +491,19 @@ func (u *user) hold(ctx context.Context, token string) error {
 			return nil
 		default:
 			u.c.stats.anomaly("reserve: unexpected answer "+strconv.Itoa(r.status)+" "+r.problem(), u.session())
-			return fmt.Errorf("reserve %s: %v", s, r)
+			return fmt.Errorf("reserve %v: %v", want, r)
 		}
 	}
 	return nil
 }
 
-// freeSeats reads the seat map of a random date, then of the others, and returns the available seats of
-// the first date that has any.
-func (u *user) freeSeats(ctx context.Context, token string) ([]seatRef, reply, error) {
-	first := u.rng.IntN(len(u.dates))
+// freeSeats reads the seat map of a random one of dates, then of the others, and returns the available
+// seats of the first date that has any.
+func (u *user) freeSeats(ctx context.Context, token string, dates []string) ([]seatRef, reply, error) {
+	first := u.rng.IntN(len(dates))
 	var r reply
-	for i := range u.dates {
-		date := u.dates[(first+i)%len(u.dates)]
+	for i := range dates {
+		date := dates[(first+i)%len(dates)]
 		var err error
 		r, err = u.c.call(ctx, "seats", http.MethodGet, "/api/v1/concerts/"+u.concert+"/seats?concertDate="+url.QueryEscape(date), token, "", nil)
 		if err != nil {
@@ -433,11 +544,12 @@ func (u *user) topUp(ctx context.Context, amount int64) error {
 	return nil
 }
 
-// payHeld tops up and pays for the held seat.
+// payHeld tops up the total of the held seats and pays for all of them.
 func (u *user) payHeld(ctx context.Context, token string) error {
-	first := u.price
+	total := u.price * int64(max(len(u.held), 1))
+	first := total
 	if u.split {
-		first = u.price / 2
+		first = total / 2
 	}
 	if err := u.topUp(ctx, first); err != nil {
 		return err
@@ -451,15 +563,15 @@ func (u *user) payHeld(ctx context.Context, token string) error {
 		}
 		switch {
 		case r.status == http.StatusCreated:
-			u.payment = r.str("paymentId")
-			u.paidSeat = &seatRef{Date: r.str("concertDate"), Number: int(r.num("seatNumber"))}
-			if u.held != nil && *u.held != *u.paidSeat {
-				u.c.stats.anomaly("paid for another seat than the one held", u.session())
-			}
-			u.final = "PAID"
+			u.paid(r)
 			return nil
 		case r.status == http.StatusPaymentRequired:
-			if short := u.price - r.num("balance"); short > 0 {
+			// The answer says what the order costs: more than the client knows if a hold's answer was lost.
+			need := r.num("price")
+			if need == 0 {
+				need = total
+			}
+			if short := need - r.num("balance"); short > 0 {
 				if err := u.topUp(ctx, short); err != nil {
 					return err
 				}
@@ -486,7 +598,7 @@ func (u *user) payHeld(ctx context.Context, token string) error {
 			default:
 				// After the hold lapsed, another session may take the seat before this session's release
 				// runs; a payment processed then finds no seat. Before that, the workflow forgot its hold.
-				if u.held != nil && time.Now().Before(u.heldUntil) {
+				if len(u.held) > 0 && time.Now().Before(u.heldUntil) {
 					u.c.stats.loss("pay 409 no-seat-held within a confirmed hold, then "+st.str("status"), u.session())
 				}
 				return nil
@@ -509,6 +621,22 @@ func (u *user) payHeld(ctx context.Context, token string) error {
 		}
 	}
 	return errors.New("pay: no answer settled it after 20 tries")
+}
+
+// paid records a payment's 201 and judges it: one payment buys every seat the order held, for their total.
+func (u *user) paid(r reply) {
+	u.payment, u.paidSeats, u.paidAmount = r.str("paymentId"), seatsOf(r), r.num("amount")
+	u.final = "PAID"
+	if u.paidAmount != int64(len(u.paidSeats))*u.price {
+		u.c.stats.anomaly("payment amount is not the total of its seats", u.session())
+	}
+	if len(missingSeats(u.held, u.paidSeats)) > 0 {
+		u.c.stats.anomaly("payment left out a seat the order held", u.session())
+	}
+	if len(u.held) > 0 && len(missingSeats(u.paidSeats, u.held)) > 0 {
+		// A seat was held for the order but no hold of it answered 200.
+		u.c.stats.loss("pay 201 for a seat without a confirmed hold", u.session())
+	}
 }
 
 // sortedCounts formats a count map, largest first.

@@ -48,17 +48,25 @@ var storeInvariants = []invariant{
 SELECT u.uuid::text || ': balance ' || u.balance || ', ledger sum ' || COALESCE(l.total, 0)
 FROM users u LEFT JOIN (SELECT user_uuid, sum(delta) AS total FROM ledger GROUP BY user_uuid) l ON l.user_uuid = u.uuid
 WHERE u.balance <> COALESCE(l.total, 0)`},
-	{"a SOLD seat does not have exactly one payment", `
-SELECT s.concert_code || ' ' || s.concert_date || ' #' || s.seat_number || ': ' || count(p.id) || ' payments'
-FROM seats s LEFT JOIN payments p USING (concert_code, concert_date, seat_number)
-WHERE s.status = 'SOLD' GROUP BY s.concert_code, s.concert_date, s.seat_number HAVING count(p.id) <> 1`},
-	{"a payment's seat is not SOLD to the payment's session", `
-SELECT p.id::text || ': seat ' || p.concert_date || ' #' || p.seat_number || ' is ' || s.status || ' to ' || COALESCE(s.session_id, 'nobody')
-FROM payments p JOIN seats s USING (concert_code, concert_date, seat_number)
+	{"a SOLD seat was not sold by exactly one payment", `
+SELECT s.concert_code || ' ' || s.concert_date || ' #' || s.seat_number || ': ' || count(ps.payment_id) || ' payments'
+FROM seats s LEFT JOIN payment_seats ps USING (concert_code, concert_date, seat_number)
+WHERE s.status = 'SOLD' GROUP BY s.concert_code, s.concert_date, s.seat_number HAVING count(ps.payment_id) <> 1`},
+	{"a seat a payment sold is not SOLD to the payment's session", `
+SELECT p.id::text || ': seat ' || s.concert_date || ' #' || s.seat_number || ' is ' || s.status || ' to ' || COALESCE(s.session_id, 'nobody')
+FROM payments p JOIN payment_seats ps ON ps.payment_id = p.id
+JOIN seats s ON (s.concert_code, s.concert_date, s.seat_number) = (ps.concert_code, ps.concert_date, ps.seat_number)
 WHERE s.status <> 'SOLD' OR s.session_id IS DISTINCT FROM p.session_id`},
-	{"a payment's amount is not its seat's price", `
-SELECT p.id::text || ': paid ' || p.amount || ', price ' || s.price
-FROM payments p JOIN seats s USING (concert_code, concert_date, seat_number) WHERE p.amount <> s.price`},
+	{"a payment's row does not name the lowest of the seats it sold", `
+SELECT p.id::text || ': names ' || p.concert_date || ' #' || p.seat_number || ', sold ' || string_agg(ps.concert_date || ' #' || ps.seat_number, ', ')
+FROM payments p LEFT JOIN payment_seats ps ON ps.payment_id = p.id
+GROUP BY p.id HAVING count(ps.seat_number) = 0
+    OR NOT bool_and(ps.concert_code = p.concert_code AND ps.concert_date = p.concert_date) OR min(ps.seat_number) <> p.seat_number`},
+	{"a payment's amount is not the total of its seats' prices", `
+SELECT p.id::text || ': paid ' || p.amount || ' for ' || count(*) || ' seats of ' || sum(s.price)
+FROM payments p JOIN payment_seats ps ON ps.payment_id = p.id
+JOIN seats s ON (s.concert_code, s.concert_date, s.seat_number) = (ps.concert_code, ps.concert_date, ps.seat_number)
+GROUP BY p.id, p.amount HAVING p.amount <> sum(s.price) OR bool_or(ps.price <> s.price)`},
 	{"a payment does not have exactly one ledger debit of its amount", `
 SELECT p.id::text || ': ' || (SELECT count(*) FROM ledger l WHERE l.payment_id = p.id) || ' ledger rows'
 FROM payments p
@@ -85,6 +93,16 @@ SELECT s.concert_code || ' ' || s.concert_date || ' #' || s.seat_number || ': ' 
 FROM seats s WHERE s.session_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sessions x WHERE x.id = s.session_id)`},
 	{"a user has more than one payment for one concert session", `
 SELECT session_id || ': ' || count(*) FROM payments GROUP BY session_id HAVING count(*) > 1`},
+	{"an order holds or bought more seats than its concert allows, or seats of two dates", `
+SELECT s.session_id || ': ' || count(*) || ' seats of ' || count(DISTINCT s.concert_date) || ' dates, ' || c.max_seats_per_order || ' allowed'
+FROM seats s JOIN concerts c ON c.code = s.concert_code WHERE s.session_id IS NOT NULL
+GROUP BY s.session_id, c.max_seats_per_order HAVING count(*) > c.max_seats_per_order OR count(DISTINCT s.concert_date) > 1`},
+	{"a session was admitted before its concert's sale opened", `
+SELECT x.id || ': admitted ' || x.admitted_at || ', the sale opened ' || c.opens_at
+FROM sessions x JOIN concerts c ON c.code = x.concert_code WHERE x.admitted_at < c.opens_at`},
+	{"a sale's pre-queue was drawn before its opening, or not within the grace period after it", `
+SELECT code || ': opens ' || opens_at || ', drawn ' || COALESCE(drawn_at::text, 'never')
+FROM concerts WHERE drawn_at < opens_at OR (drawn_at IS NULL AND opens_at < now() - $1 * interval '1 second')`},
 }
 
 // checkStore runs every invariant and returns the violations, "<invariant>: <row>", at most 20 per
