@@ -129,3 +129,26 @@ func byPlace(m map[string]int64) []string {
 	slices.SortFunc(ids, func(a, b string) int { return int(m[a] - m[b]) })
 	return ids
 }
+
+// TestTheFirstStepAfterTheOpeningDrawsEvenAnEmptyPreQueue proves that a waiting room whose step after the
+// opening finds nobody waiting still records the draw, so the fans who come later are not held in a
+// pre-queue that only a second step (a wake that may not arrive) would release: they join as in any sale.
+func TestTheFirstStepAfterTheOpeningDrawsEvenAnEmptyPreQueue(t *testing.T) {
+	t.Parallel()
+	store := dbtest.New(t)
+	code := "EMPTY-" + uuid.NewString()[:8]
+	require.NoError(t, store.CreateConcert(t.Context(), db.NewConcert{
+		Code: code, Title: "Nobody early", MaxActive: 2, OpensAt: time.Now().Add(time.Hour),
+		Dates: []db.NewConcertDate{{Date: showDate, Seats: 10, Price: 1_000}},
+	}))
+	exec(t, store, `UPDATE concerts SET opens_at = now() WHERE code = $1`, code) // the sale opens, nobody came
+	_, err := store.AdmitNext(t.Context(), code, window)
+	require.NoError(t, err)
+	opens, err := store.PendingOpening(t.Context(), code)
+	require.NoError(t, err)
+	assert.True(t, opens.IsZero(), "drawn, with nobody in the pre-queue")
+
+	late, err := store.Join(t.Context(), newSession(code, newUser(t, store, 0)))
+	require.NoError(t, err)
+	assert.Equal(t, statusActive, late.Status, "a fan after the opening is admitted into a free slot at once")
+}

@@ -329,8 +329,10 @@ SELECT (SELECT count(*) FROM sessions WHERE concert_code = $1 AND status = 'WAIT
        (SELECT count(*) FROM sessions WHERE concert_code = $1 AND NOT notified
           AND status_since <> now() AND status_since >= now() - interval '` + untoldGrace + `') AS untold
 FROM concerts c WHERE c.code = $1`
-	// A waiting room with nobody waiting, seats left and no notice overdue (younger ones are the API's
-	// starter's, and reported as Untold) has nothing to decide: it answers without the concert's lock, so a quiet concert's joins never find the lock taken by a step (they would
+	// A waiting room with nobody waiting, seats left, no notice overdue (younger ones are the API's
+	// starter's, and reported as Untold) and no draw due has nothing to decide. (A draw is due from the
+	// opening on, even of an empty pre-queue: until it is recorded every arrival waits, so the first step
+	// after the opening always draws, whoever has come.) it answers without the concert's lock, so a quiet concert's joins never find the lock taken by a step (they would
 	// wait for the next one; see join_at_once).
 	const quiet = `
 SELECT c.max_active, c.admission_paused, (` + liveCountOf + `) AS live,
@@ -344,7 +346,8 @@ WHERE c.code = $1
   AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND NOT notified
                                             AND status_since < now() - interval '` + untoldGrace + `')
   AND EXISTS (SELECT 1 FROM seats WHERE concert_code = c.code AND status <> 'SOLD')
-  AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND (` + pastRepair + `))`
+  AND NOT EXISTS (SELECT 1 FROM sessions WHERE concert_code = c.code AND (` + pastRepair + `))
+  AND NOT COALESCE(c.opens_at <= now() AND c.drawn_at IS NULL, false)`
 	// A live session this far past its window was not ended by its workflow: the workflow was terminated
 	// (Terminate skips every compensation) or never ran. The step ends it EXPIRED, frees its seat and records
 	// why, so the seat goes back on sale and the books are clean again without a human.
