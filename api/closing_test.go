@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
 
 	"github.com/ticketing/concert/internal/teststack"
 )
@@ -52,6 +53,9 @@ func TestTheSaleClosesAtItsClosingTime(t *testing.T) {
 		return st.Str("status") == "CLOSED"
 	}, 20*time.Second, 200*time.Millisecond, "the waiting fan ends CLOSED when the sale closes: %s", st.Raw)
 	assert.False(t, time.Now().Before(closes), "not before the closing")
+	_, described := s.Temporal.DescribeWorkflowExecution(t.Context(), s.BookingID("LAST", late), "")
+	var notFound *serviceerror.NotFound
+	assert.ErrorAs(t, described, &notFound, "a fan who waited without a workflow gets none to be told the sale closed")
 
 	tok := in.Str("token")
 	require.Equal(t, http.StatusOK, s.Do(http.MethodPatch, "/api/v1/concerts/LAST", tok, reserveBody(early, eve, 1)).Status,

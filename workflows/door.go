@@ -168,14 +168,18 @@ func (d *Door) update(ctx context.Context, ref SessionRef, opts client.UpdateWor
 	return handle.Get(ctx, out)
 }
 
-// NotifySession tells a session that the waiting room moved it on (admitted, or sold out), starting its
-// workflow with the notice if it has none: a fan who waited without a workflow gets one the moment it
-// matters. A session whose workflow has ended needs no notice; that is not an error.
+// NotifySession tells a session that the waiting room moved it on (admitted, sold out, closed). An admission
+// starts its workflow with the notice if it has none: a fan who waited without a workflow gets one the
+// moment it matters. An ending only reaches a workflow that runs. A session whose workflow has ended (or,
+// for an ending, never started) needs no notice; that is not an error.
 func (d *Door) NotifySession(ctx context.Context, sessionID, workflowID, concertCode, userUUID string, notice booking.AdmissionNotice) error {
 	ref := SessionRef{ID: sessionID, WorkflowID: workflowID, ConcertCode: concertCode, UserUUID: userUUID,
 		Status: notice.Status, Deadline: notice.ActiveUntil}
 	var err error
-	if ref.legacy() {
+	if ref.legacy() || notice.Status.Terminal() {
+		// An ending (sold out, closed) is recorded in the session's row already: a session without a
+		// workflow needs none to end, so thousands of fans still waiting at a sell-out or a closing cost
+		// no workflow starts.
 		err = d.c.SignalWorkflow(ctx, workflowID, ref.runID(), booking.SignalAdmission, notice)
 	} else {
 		_, err = d.c.SignalWithStartWorkflow(ctx, workflowID, booking.SignalAdmission, notice, d.startOptions(ref),
