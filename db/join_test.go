@@ -220,7 +220,9 @@ func TestJoinInParallelNeverAdmitsPastMaxActive(t *testing.T) {
 		counts[statuses[i]]++
 	}
 	assert.Equal(t, len(users), counts[statusActive]+counts[statusWaiting], "every join either admitted or waiting: %v", counts)
-	assert.GreaterOrEqual(t, counts[statusActive], 1, "the first to take the lock is admitted")
+	// The first to take the lock is admitted only if no join that found it taken has committed WAITING before
+	// the holder's query ran: such a fan's row is in line first (a smaller sequence number), so the holder
+	// waits behind it (seen under -race, where every join is slow). Either way the step below fills the slots.
 	assert.LessOrEqual(t, counts[statusActive], 5)
 
 	res, err := store.AdmitNext(t.Context(), s.code, window)
