@@ -104,6 +104,10 @@ var laterSessionPaths = []capturedPath{
 	{"session-order-of-three-seats-paid", "BookingSession", completed, booking.StatusPaid,
 		[]string{update(workflows.UpdateReserve), update(workflows.UpdateReserve), update(workflows.UpdatePay)},
 		[]string{"Attach", "HoldSeat", "HoldSeat", "Pay"}},
+	// Waited until the sale closed: the waiting room's CLOSED notice ended it, with nothing to release.
+	{"session-closed-while-waiting", "BookingSession", completed, booking.StatusClosed,
+		[]string{signal(booking.SignalAdmission)},
+		[]string{"Attach"}},
 }
 
 var admissionPaths = []capturedPath{
@@ -111,6 +115,11 @@ var admissionPaths = []capturedPath{
 	// version marker), then drew the pre-queue and admitted both fans.
 	{"admission-opened-with-a-draw", "Admission", cancelled, "",
 		[]string{signal(workflows.SignalWake), cancelRequest},
+		[]string{"AdmitNext", "NotifyAdmissions"}},
+	// A concert whose sale closed a few seconds after its creation, its one slot taken: woken at creation and
+	// by the first waiter, the room then woke at the closing by its own timer and ended the waiter CLOSED.
+	{"admission-closed", "Admission", cancelled, "",
+		[]string{signal(workflows.SignalWake), signal(workflows.SignalWake), cancelRequest},
 		[]string{"AdmitNext", "NotifyAdmissions"}},
 	// Woken by the first two waiters, then by each payment that freed the one slot while someone waited.
 	{"admission-sold-out", "Admission", cancelled, "",
@@ -312,6 +321,7 @@ var temporalBudgets = map[string]temporalBudget{
 	"session-left-while-held":         {tasks: 3, events: 24, upserts: 2, timers: 2},
 	// A further seat costs one task and no upsert: the order's status and window do not change.
 	"session-order-of-three-seats-paid": {tasks: 4, events: 30, upserts: 2, timers: 2},
+	"session-closed-while-waiting":      {tasks: 2, events: 11, upserts: 1, timers: 0},
 	"session-sold-out-while-waiting":    {tasks: 2, events: 11, upserts: 1, timers: 0},
 }
 

@@ -54,6 +54,7 @@ func TestCaptureHistories(t *testing.T) {
 	c.leftWhileHeld()
 	c.orderOfThreeSeatsPaid()
 	c.openedWithADraw()
+	c.closedWhileWaiting()
 	c.paidThenSoldOut()
 	c.writeAll()
 }
@@ -201,6 +202,30 @@ func (c *capturer) openedWithADraw() {
 		}, 30*time.Second, 100*time.Millisecond)
 	}
 	c.admissionRun("admission-opened-with-a-draw", "DOOR")
+}
+
+// closedWhileWaiting: a concert of one slot whose sale closes a few seconds after its creation. One fan is
+// admitted at once and lets the admission window lapse; the fan behind waits (with a workflow, as every
+// waiter has here) until the waiting room wakes at the closing and ends it CLOSED. Both the waiter's run and
+// the room's are captured.
+func (c *capturer) closedWhileWaiting() {
+	s := c.s
+	closes := time.Now().Add(3 * time.Second).UTC()
+	r := s.Do(http.MethodPost, "/api/v1/admin/concerts", teststack.AdminToken, map[string]any{
+		"concertCode": "SHUT", "title": "Last call", "maxActive": 1, "closesAt": closes.Format(time.RFC3339Nano),
+		"dates": []map[string]any{{"concertDate": eve, "seats": 4, "price": price}},
+	})
+	c.expect(r, http.StatusCreated, "")
+	in, out := s.CreateUser(0), s.CreateUser(0)
+	require.Equal(c.t, "ACTIVE", s.Token("SHUT", in).Str("status"))
+	wait := s.Token("SHUT", out)
+	require.Equal(c.t, "WAITING", wait.Str("status"))
+	waiting := c.started("SHUT", out)
+	c.capture("session-closed-while-waiting", waiting, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+	require.EventuallyWithT(c.t, func(ct *assert.CollectT) {
+		assert.Equal(ct, "CLOSED", s.Do(http.MethodGet, "/api/v1/concerts/SHUT/token", wait.Str("token"), nil).Str("status"))
+	}, 30*time.Second, 100*time.Millisecond)
+	c.admissionRun("admission-closed", "SHUT")
 }
 
 // paidThenSoldOut: a concert of two seats that admits one session at a time. The first user buys at once;
