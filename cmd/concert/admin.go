@@ -19,7 +19,7 @@ import (
 const adminUsage = `usage:
   concert admin bookings list [--concert CODE] [--status STATUS] [--stuck] [--limit N] [--json]
   concert admin bookings cancel BOOKING_ID --reason TEXT [--actor NAME]
-  concert admin admission CONCERT_CODE [--pause | --resume] [--max-active N]
+  concert admin admission CONCERT_CODE [--pause | --resume] [--max-active N] [--opens-at T] [--closes-at T|now]
 
 Talks to the API at $CONCERT_API_URL (default http://127.0.0.1:8080) with $CONCERT_ADMIN_TOKEN.
 `
@@ -214,6 +214,8 @@ func adminAdmission(ctx context.Context, args []string, out io.Writer) error {
 	pause := fs.Bool("pause", false, "stop admitting waiting users")
 	resume := fs.Bool("resume", false, "admit waiting users again")
 	maxActive := fs.Int("max-active", 0, "how many users may be admitted at once")
+	opensAt := fs.String("opens-at", "", "move the opening of a sale that has not opened (an instant with its zone, like 2026-12-01T10:00:00Z)")
+	closesAt := fs.String("closes-at", "", "move the closing of a sale that has not closed (an instant with its zone), or \"now\" to close it now")
 	code, rest := "", args
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		code, rest = rest[0], rest[1:]
@@ -233,18 +235,37 @@ func adminAdmission(ctx context.Context, args []string, out io.Writer) error {
 	if *maxActive != 0 {
 		body["maxActive"] = *maxActive
 	}
+	if *opensAt != "" {
+		body["opensAt"] = *opensAt
+	}
+	switch *closesAt {
+	case "":
+	case "now":
+		body["closesAt"] = time.Now().UTC().Format(time.RFC3339Nano)
+	default:
+		body["closesAt"] = *closesAt
+	}
 	if code == "" || len(body) == 0 {
-		return errors.New("usage: concert admin admission CONCERT_CODE [--pause | --resume] [--max-active N]")
+		return errors.New("usage: concert admin admission CONCERT_CODE [--pause | --resume] [--max-active N] [--opens-at T] [--closes-at T|now]")
 	}
 	var resp struct {
-		ConcertCode string `json:"concertCode"`
-		Paused      bool   `json:"paused"`
-		MaxActive   int    `json:"maxActive"`
+		ConcertCode string     `json:"concertCode"`
+		Paused      bool       `json:"paused"`
+		MaxActive   int        `json:"maxActive"`
+		OpensAt     *time.Time `json:"opensAt"`
+		ClosesAt    *time.Time `json:"closesAt"`
 	}
 	if _, err := c.call(ctx, http.MethodPost, "/api/v1/admin/concerts/"+url.PathEscape(code)+"/admission", body, &resp); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s: paused=%t maxActive=%d\n", resp.ConcertCode, resp.Paused, resp.MaxActive)
+	line := fmt.Sprintf("%s: paused=%t maxActive=%d", resp.ConcertCode, resp.Paused, resp.MaxActive)
+	if resp.OpensAt != nil {
+		line += " opensAt=" + resp.OpensAt.UTC().Format(time.RFC3339)
+	}
+	if resp.ClosesAt != nil {
+		line += " closesAt=" + resp.ClosesAt.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintln(out, line)
 	return nil
 }
 

@@ -61,6 +61,16 @@ func TestAdminCLIListsCancelsAndControlsAdmission(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "CLI: paused=true maxActive=7\n", out)
 
+	out, err = admin(append([]string{"admission", "CLI", "--closes-at", "now"}, conn...)...)
+	require.NoError(t, err)
+	assert.Regexp(t, `^CLI: paused=true maxActive=7 closesAt=\S+Z\n$`, out, "support closes the sale now")
+	_, err = admin(append([]string{"admission", "CLI", "--closes-at", "now"}, conn...)...)
+	require.Error(t, err, "a closed sale's closing can no longer move")
+	assert.Contains(t, err.Error(), "409 The sale has closed")
+	_, err = admin(append([]string{"admission", "CLI", "--opens-at", "tomorrow"}, conn...)...)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "400")
+
 	_, err = admin(append([]string{"bookings", "cancel", id}, conn...)...)
 	assert.Error(t, err, "a reason is required")
 	_, err = admin("bookings", "list", "--api-url", s.URL, "--admin-token", "wrong")
