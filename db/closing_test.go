@@ -51,7 +51,7 @@ func TestTheSaleClosesAtItsClosingTime(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, onSale(listed, code))
 
-	require.NoError(t, store.SetClosing(t.Context(), code, time.Now().Add(-time.Second)))                 // support closes it now
+	require.NoError(t, setClosing(t, store, code, time.Now().Add(-time.Second)))                          // support closes it now
 	exec(t, store, `UPDATE sessions SET active_until = now() - interval '1 second' WHERE id = $1`, in.ID) // a slot frees
 	step, err = store.AdmitNext(t.Context(), code, window)
 	require.NoError(t, err)
@@ -73,7 +73,7 @@ func TestTheSaleClosesAtItsClosingTime(t *testing.T) {
 	listed, err = store.ConcertsOnSale(t.Context())
 	require.NoError(t, err)
 	assert.False(t, onSale(listed, code), "a closed sale leaves the list")
-	require.ErrorIs(t, store.SetClosing(t.Context(), code, time.Now().Add(time.Hour)), db.ErrSaleClosed)
+	require.ErrorIs(t, setClosing(t, store, code, time.Now().Add(time.Hour)), db.ErrSaleClosed)
 
 	found, err := store.CheckInvariants(t.Context(), time.Hour)
 	require.NoError(t, err)
@@ -94,11 +94,11 @@ func TestAnOpeningCannotMoveAfterTheClosing(t *testing.T) {
 		Code: code, Title: "Window", MaxActive: 1, OpensAt: time.Now().Add(time.Hour), ClosesAt: time.Now().Add(2 * time.Hour),
 		Dates: []db.NewConcertDate{{Date: showDate, Seats: 1, Price: 1_000}},
 	}))
-	require.ErrorIs(t, store.SetOpening(t.Context(), code, time.Now().Add(3*time.Hour)), db.ErrClosesBeforeOpening)
-	require.ErrorIs(t, store.SetClosing(t.Context(), code, time.Now().Add(30*time.Minute)), db.ErrClosesBeforeOpening)
-	require.NoError(t, store.SetClosing(t.Context(), code, time.Now().Add(4*time.Hour)))
-	require.NoError(t, store.SetOpening(t.Context(), code, time.Now().Add(3*time.Hour)))
-	require.ErrorIs(t, store.SetClosing(t.Context(), "NOPE-"+uuid.NewString()[:8], time.Now()), db.ErrNotFound)
+	require.ErrorIs(t, setOpening(t, store, code, time.Now().Add(3*time.Hour)), db.ErrClosesBeforeOpening)
+	require.ErrorIs(t, setClosing(t, store, code, time.Now().Add(30*time.Minute)), db.ErrClosesBeforeOpening)
+	require.NoError(t, setClosing(t, store, code, time.Now().Add(4*time.Hour)))
+	require.NoError(t, setOpening(t, store, code, time.Now().Add(3*time.Hour)))
+	require.ErrorIs(t, setClosing(t, store, "NOPE-"+uuid.NewString()[:8], time.Now()), db.ErrNotFound)
 }
 
 func onSale(list []booking.OnSale, code string) bool {
@@ -118,7 +118,16 @@ func TestTheOpeningOfASaleWithSessionsAndNoOpeningTimeCannotMove(t *testing.T) {
 	s := newShow(t, store, 5, 2, 1_000)
 	admitted(t, store, s.code, newUser(t, store, 0))
 	soon := time.Now().Add(time.Hour)
-	require.ErrorIs(t, store.SetOpening(t.Context(), s.code, soon), db.ErrSaleOpened)
-	require.NoError(t, store.SetClosing(t.Context(), s.code, soon))
+	require.ErrorIs(t, setOpening(t, store, s.code, soon), db.ErrSaleOpened)
+	require.NoError(t, setClosing(t, store, s.code, soon))
 	require.ErrorIs(t, store.SetSaleTimes(t.Context(), s.code, &soon, nil), db.ErrSaleOpened)
+}
+
+// setOpening and setClosing move one of a sale's times, as the admission endpoint does with one given.
+func setOpening(t *testing.T, store *db.Store, code string, at time.Time) error {
+	return store.SetSaleTimes(t.Context(), code, &at, nil)
+}
+
+func setClosing(t *testing.T, store *db.Store, code string, at time.Time) error {
+	return store.SetSaleTimes(t.Context(), code, nil, &at)
 }

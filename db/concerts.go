@@ -180,16 +180,6 @@ var ErrSaleClosed = errors.New("the sale has closed")
 // opening can no longer move.
 var ErrSaleOpened = errors.New("the sale has opened")
 
-// SetOpening moves the opening of a concert's sale (see SetSaleTimes).
-func (s *Store) SetOpening(ctx context.Context, code string, at time.Time) error {
-	return s.SetSaleTimes(ctx, code, &at, nil)
-}
-
-// SetClosing moves the closing of a concert's sale (see SetSaleTimes).
-func (s *Store) SetClosing(ctx context.Context, code string, at time.Time) error {
-	return s.SetSaleTimes(ctx, code, nil, &at)
-}
-
 // SetSaleTimes moves the opening and the closing of a concert's sale, either or both, in one change, so
 // they never cross on the way. The opening moves while the sale has not opened: its opening is still
 // ahead, or it has none and nobody has joined yet (ErrSaleOpened otherwise). The closing moves while the
