@@ -241,7 +241,7 @@ func classify(err error) error {
 		return business(booking.ErrTicketLimit, fmt.Sprintf("one fan may hold and buy %d tickets of this concert; you have %d and ask for %d more",
 			limit.Limit, limit.Have, limit.Asked), err)
 	case errors.As(err, &seat) && errors.Is(err, db.ErrSeatTaken):
-		return business(booking.ErrSeatTaken, fmt.Sprintf("seat %d is held or sold; none of the seats was held", seat.Seat), err)
+		return business(booking.ErrSeatTaken, booking.SeatTakenOfSeveral(seat.Seat), err)
 	case errors.As(err, &seat) && errors.Is(err, db.ErrAlreadyHolding):
 		return business(booking.ErrAlreadyHolding, fmt.Sprintf("this order holds seat %d already", seat.Seat), err)
 	case errors.As(err, &seat) && errors.Is(err, db.ErrSeatNotFound):

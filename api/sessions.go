@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"time"
@@ -274,7 +273,7 @@ func takenDetail(seat, asked int) string {
 	if asked == 1 {
 		return "the seat is held or sold"
 	}
-	return fmt.Sprintf("seat %d is held or sold; none of the seats was held", seat)
+	return booking.SeatTakenOfSeveral(seat)
 }
 
 // seatsChanged is called after this process changed (or found changed) a seat of a performance: the next

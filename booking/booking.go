@@ -85,6 +85,12 @@ const (
 	ErrInvalidRequest      ErrorType = "InvalidRequest"
 )
 
+// SeatTakenOfSeveral says which seat of a hold of several another fan holds or bought. The API's read of
+// PostgreSQL and the hold itself answer a lost race with it alike.
+func SeatTakenOfSeveral(seat int) string {
+	return fmt.Sprintf("seat %d is held or sold; none of the seats was held", seat)
+}
+
 // Valid reports whether t is one of the business failures above.
 func (t ErrorType) Valid() bool {
 	switch t {
